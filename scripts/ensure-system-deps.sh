@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# System packages the project needs beyond Python: PostgreSQL >= 15 server binaries, psql, Node.js/npm
+# (for the pinned Supabase CLI). Installed with apt-get when running as root on Debian/Ubuntu; otherwise
+# a clear message says what to install.
+set -euo pipefail
+
+missing=()
+have_pg_server() {
+  local d
+  for d in "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/*/bin; do
+    [ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && return 0
+  done
+  return 1
+}
+have_pg_server || missing+=(postgresql)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "[setup] installing system packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+  exit 0
+fi
+
+cat >&2 <<MSG
+Missing system packages: ${missing[*]}
+  Debian/Ubuntu: sudo apt-get install postgresql postgresql-client nodejs npm
+  macOS:         brew install postgresql@15 node
+PostgreSQL >= 15 server binaries (initdb, pg_ctl) and Node.js >= 18 with npm are required.
+MSG
+exit 1

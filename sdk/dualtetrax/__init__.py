@@ -1,0 +1,3 @@
+"""DualTetraX SDK: cloud client, BLE device client, OTA transfer, firmware checks, emulator."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,474 @@
+-- Usage sessions recorded by devices, their battery samples, the dirty-day marks the statistics
+-- worker drains, and the batch upload RPC.
+--
+-- Enumerations follow the device firmware (device-protocol.md):
+--   shot_type 0 U-Shot, 1 E-Shot, 2 LED Care
+--   device_mode 0x01-0x04 (U-Shot: Glow, Toneup, Renew, Volume), 0x11-0x14 (E-Shot: Clean, Firm, Line,
+--     Lift), 0x21 (LED)
+--   level 1-3; termination_reason 0-9 or 255; sync_status 0-3 (the server stores 2, syncedToServer)
+-- Battery values are millivolts as the device reports them (the SDK converts to percent for display).
+
+create table public.usage_sessions (
+  id uuid primary key,
+  device_id uuid not null references public.devices (id) on delete cascade,
+  user_id uuid not null references public.profiles (id) on delete cascade,
+  shot_type smallint not null check (shot_type between 0 and 2),
+  device_mode smallint not null check (device_mode in (1, 2, 3, 4, 17, 18, 19, 20, 33)),
+  level smallint not null check (level between 1 and 3),
+  led_pattern smallint check (led_pattern between 0 and 255),
+  start_time timestamptz not null check (start_time >= timestamptz '2020-01-01 00:00:00+00'),
+  end_time timestamptz,
+  working_duration integer not null default 0 check (working_duration between 0 and 7200),
+  pause_duration integer not null default 0 check (pause_duration between 0 and 7200),
+  pause_count smallint not null default 0 check (pause_count between 0 and 255),
+  termination_reason smallint check (termination_reason between 0 and 9 or termination_reason = 255),
+  completion_percent smallint not null default 0 check (completion_percent between 0 and 100),
+  had_temperature_warning boolean not null default false,
+  had_battery_warning boolean not null default false,
+  battery_start_mv integer check (battery_start_mv between 0 and 5000),
+  battery_end_mv integer check (battery_end_mv between 0 and 5000),
+  time_synced boolean not null default true,
+  sync_status smallint not null default 2 check (sync_status between 0 and 3),
+  uploaded_at timestamptz not null default now(),
+  check ((shot_type = 0 and device_mode between 1 and 4)
+      or (shot_type = 1 and device_mode between 17 and 20)
+      or (shot_type = 2 and device_mode = 33)),
+  check (end_time is null or (end_time >= start_time and end_time <= start_time + interval '1 day'))
+);
+create index usage_sessions_user_start_idx on public.usage_sessions (user_id, start_time desc);
+create index usage_sessions_device_start_idx on public.usage_sessions (device_id, start_time desc);
+
+create table public.battery_samples (
+  session_id uuid not null references public.usage_sessions (id) on delete cascade,
+  elapsed_seconds integer not null check (elapsed_seconds between 0 and 86400),
+  voltage_mv integer not null check (voltage_mv between 0 and 5000),
+  primary key (session_id, elapsed_seconds)
+);
+
+-- (user, device, local day) keys whose daily_statistics must be recomputed. Written in the same
+-- transaction as the change to usage_sessions; drained by the worker.
+create table public.stats_dirty_days (
+  user_id uuid not null references public.profiles (id) on delete cascade,
+  device_id uuid not null,
+  local_date date not null,
+  marked_at timestamptz not null default now(),
+  primary key (user_id, device_id, local_date)
+);
+comment on table public.stats_dirty_days is
+  'Days whose statistics are stale. device_id has no FK so that marks outlive a deleted device.';
+alter table public.stats_dirty_days enable row level security;
+-- No policies and no grants: only the worker (a trusted direct connection) reads it.
+
+-- ---------------------------------------------------------------------------------------- triggers
+
+-- Statement-level: one INSERT ... SELECT per statement, whatever the number of rows.
+create function private.mark_dirty_from_new() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into public.stats_dirty_days (user_id, device_id, local_date)
+  select distinct s.user_id, s.device_id, (s.start_time at time zone p.timezone)::date
+    from new_rows s join public.profiles p on p.id = s.user_id
+  on conflict (user_id, device_id, local_date) do update set marked_at = excluded.marked_at;
+  return null;
+end
+$$;
+
+create function private.mark_dirty_from_old() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into public.stats_dirty_days (user_id, device_id, local_date)
+  select distinct s.user_id, s.device_id, (s.start_time at time zone p.timezone)::date
+    from old_rows s join public.profiles p on p.id = s.user_id
+  on conflict (user_id, device_id, local_date) do update set marked_at = excluded.marked_at;
+  return null;
+end
+$$;
+
+-- Device counters follow inserts and deletes of sessions, computed per statement.
+create function private.count_sessions_inserted() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  update public.devices d
+     set total_sessions = d.total_sessions + n.cnt,
+         last_synced_at = now(),
+         last_session_at = greatest(d.last_session_at, n.last_start)
+    from (select device_id, count(*) as cnt, max(start_time) as last_start from new_rows group by device_id) n
+   where d.id = n.device_id;
+  return null;
+end
+$$;
+
+create function private.count_sessions_deleted() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  update public.devices d
+     set total_sessions = greatest(d.total_sessions - n.cnt, 0)
+    from (select device_id, count(*) as cnt from old_rows group by device_id) n
+   where d.id = n.device_id;
+  return null;
+end
+$$;
+
+revoke all on function private.mark_dirty_from_new() from public;
+revoke all on function private.mark_dirty_from_old() from public;
+revoke all on function private.count_sessions_inserted() from public;
+revoke all on function private.count_sessions_deleted() from public;
+
+create trigger usage_sessions_dirty_ins after insert on public.usage_sessions
+  referencing new table as new_rows for each statement execute function private.mark_dirty_from_new();
+create trigger usage_sessions_dirty_upd_new after update on public.usage_sessions
+  referencing new table as new_rows for each statement execute function private.mark_dirty_from_new();
+create trigger usage_sessions_dirty_upd_old after update on public.usage_sessions
+  referencing old table as old_rows for each statement execute function private.mark_dirty_from_old();
+create trigger usage_sessions_dirty_del after delete on public.usage_sessions
+  referencing old table as old_rows for each statement execute function private.mark_dirty_from_old();
+create trigger usage_sessions_count_ins after insert on public.usage_sessions
+  referencing new table as new_rows for each statement execute function private.count_sessions_inserted();
+create trigger usage_sessions_count_del after delete on public.usage_sessions
+  referencing old table as old_rows for each statement execute function private.count_sessions_deleted();
+
+-- ---------------------------------------------------------------------------------------- RLS
+
+alter table public.usage_sessions enable row level security;
+create policy usage_sessions_select on public.usage_sessions for select to authenticated
+  using (user_id = (select auth.uid()) or (select private.is_admin()));
+create policy usage_sessions_delete_own on public.usage_sessions for delete to authenticated
+  using (user_id = (select auth.uid()));
+create policy usage_sessions_service on public.usage_sessions for all to service_role using (true) with check (true);
+grant select, delete on public.usage_sessions to authenticated;
+grant select, insert, update, delete on public.usage_sessions to service_role;
+
+alter table public.battery_samples enable row level security;
+create policy battery_samples_select on public.battery_samples for select to authenticated
+  using (exists (select 1 from public.usage_sessions s
+                  where s.id = battery_samples.session_id
+                    and (s.user_id = (select auth.uid()) or (select private.is_admin()))));
+create policy battery_samples_service on public.battery_samples for all to service_role using (true) with check (true);
+grant select on public.battery_samples to authenticated;
+grant select, insert, update, delete on public.battery_samples to service_role;
+
+-- ---------------------------------------------------------------------------------------- upload
+
+-- Why a session item is invalid, or null. Checks JSON types before any cast so one bad item never
+-- aborts the batch. Field names in messages are the JSON keys the client sent.
+create function private.session_item_problem(item jsonb) returns text
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  k text;
+  v jsonb;
+  st timestamptz;
+  et timestamptz;
+  shot int;
+  mode int;
+  samples jsonb;
+  s jsonb;
+  seen int[] := '{}';
+  p text;
+  allowed constant text[] := array['id', 'shot_type', 'device_mode', 'level', 'led_pattern', 'start_time',
+    'end_time', 'working_duration', 'pause_duration', 'pause_count', 'termination_reason',
+    'completion_percent', 'had_temperature_warning', 'had_battery_warning', 'battery_start_mv',
+    'battery_end_mv', 'time_synced', 'battery_samples'];
+begin
+  if jsonb_typeof(item) is distinct from 'object' then
+    return 'item: must be a JSON object';
+  end if;
+  for k in select jsonb_object_keys(item) loop
+    if not k = any (allowed) then
+      return k || ': unknown field';
+    end if;
+  end loop;
+
+  v := item -> 'id';
+  if v is null or jsonb_typeof(v) <> 'string'
+     or (v #>> '{}') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+    return 'id: must be a UUID string';
+  end if;
+
+  -- required integers with ranges
+  p := private.int_problem(item, 'shot_type', 0, 2, true);
+  if p is not null then
+    return p;
+  end if;
+  p := private.int_problem(item, 'device_mode', 1, 33, true);
+  if p is not null then
+    return p;
+  end if;
+  shot := (item ->> 'shot_type')::int;
+  mode := (item ->> 'device_mode')::int;
+  if not ((shot = 0 and mode between 1 and 4) or (shot = 1 and mode between 17 and 20) or (shot = 2 and mode = 33)) then
+    return 'device_mode: ' || mode || ' is not a mode of shot_type ' || shot
+        || ' (U-Shot 1-4, E-Shot 17-20, LED 33)';
+  end if;
+  p := private.int_problem(item, 'level', 1, 3, true);
+  if p is not null then
+    return p;
+  end if;
+  -- optional integers
+  p := private.int_problem(item, 'led_pattern', 0, 255, false);
+  if p is not null then
+    return p;
+  end if;
+  p := private.int_problem(item, 'working_duration', 0, 7200, false);
+  if p is not null then
+    return p;
+  end if;
+  p := private.int_problem(item, 'pause_duration', 0, 7200, false);
+  if p is not null then
+    return p;
+  end if;
+  p := private.int_problem(item, 'pause_count', 0, 255, false);
+  if p is not null then
+    return p;
+  end if;
+  p := private.int_problem(item, 'completion_percent', 0, 100, false);
+  if p is not null then
+    return p;
+  end if;
+  p := private.int_problem(item, 'battery_start_mv', 0, 5000, false);
+  if p is not null then
+    return p;
+  end if;
+  p := private.int_problem(item, 'battery_end_mv', 0, 5000, false);
+  if p is not null then
+    return p;
+  end if;
+  p := private.int_problem(item, 'termination_reason', 0, 255, false);
+  if p is not null then
+    return p;
+  end if;
+  if item ? 'termination_reason' and jsonb_typeof(item -> 'termination_reason') = 'number'
+     and (item ->> 'termination_reason')::int not between 0 and 9 and (item ->> 'termination_reason')::int <> 255 then
+    return 'termination_reason: must be 0-9 or 255';
+  end if;
+  foreach k in array array['had_temperature_warning', 'had_battery_warning', 'time_synced'] loop
+    if item ? k and jsonb_typeof(item -> k) not in ('boolean', 'null') then
+      return k || ': must be true or false';
+    end if;
+  end loop;
+
+  -- timestamps: ISO 8601 with an explicit offset
+  st := private.parse_timestamp(item -> 'start_time');
+  if st is null then
+    return 'start_time: must be an ISO 8601 timestamp with a time zone offset, e.g. 2026-01-31T08:15:00Z';
+  end if;
+  if st < timestamptz '2020-01-01 00:00:00+00' or st > now() + interval '1 day' then
+    return 'start_time: must be between 2020-01-01 and tomorrow';
+  end if;
+  if item ? 'end_time' and jsonb_typeof(item -> 'end_time') <> 'null' then
+    et := private.parse_timestamp(item -> 'end_time');
+    if et is null then
+      return 'end_time: must be an ISO 8601 timestamp with a time zone offset, or null';
+    end if;
+    if et < st or et > st + interval '1 day' then
+      return 'end_time: must be at or after start_time and within one day of it';
+    end if;
+  end if;
+
+  samples := item -> 'battery_samples';
+  if samples is not null and jsonb_typeof(samples) <> 'null' then
+    if jsonb_typeof(samples) <> 'array' then
+      return 'battery_samples: must be an array';
+    end if;
+    if jsonb_array_length(samples) > 500 then
+      return 'battery_samples: at most 500 samples per session';
+    end if;
+    for s in select jsonb_array_elements(samples) loop
+      if jsonb_typeof(s) <> 'object' then
+        return 'battery_samples: every sample must be an object';
+      end if;
+      p := private.int_problem(s, 'elapsed_seconds', 0, 86400, true);
+      if p is not null then
+        return 'battery_samples.' || p;
+      end if;
+      p := private.int_problem(s, 'voltage_mv', 0, 5000, true);
+      if p is not null then
+        return 'battery_samples.' || p;
+      end if;
+      if (s ->> 'elapsed_seconds')::int = any (seen) then
+        return 'battery_samples.elapsed_seconds: duplicate value ' || (s ->> 'elapsed_seconds');
+      end if;
+      seen := seen || (s ->> 'elapsed_seconds')::int;
+    end loop;
+  end if;
+  return null;
+end
+$$;
+
+create function private.int_problem(obj jsonb, key text, lo int, hi int, required boolean) returns text
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+  v jsonb := obj -> key;
+  n numeric;
+begin
+  if v is null or jsonb_typeof(v) = 'null' then
+    return case when required then key || ': is required' end;
+  end if;
+  if jsonb_typeof(v) <> 'number' then
+    return key || ': must be an integer';
+  end if;
+  n := (v #>> '{}')::numeric;
+  if n <> trunc(n) then
+    return key || ': must be an integer';
+  end if;
+  if n < lo or n > hi then
+    return key || ': must be between ' || lo || ' and ' || hi;
+  end if;
+  return null;
+end
+$$;
+
+create function private.parse_timestamp(v jsonb) returns timestamptz
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  t text;
+begin
+  if v is null or jsonb_typeof(v) <> 'string' then
+    return null;
+  end if;
+  t := v #>> '{}';
+  if t !~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)$' then
+    return null;
+  end if;
+  begin
+    return t::timestamptz;
+  exception when others then
+    return null;
+  end;
+end
+$$;
+
+revoke all on function private.session_item_problem(jsonb) from public;
+revoke all on function private.int_problem(jsonb, text, int, int, boolean) from public;
+revoke all on function private.parse_timestamp(jsonb) from public;
+
+-- Upload 1-100 sessions of one of the caller's active devices. Idempotent by session id: re-sending
+-- changes nothing and reports duplicates. Every item gets a result; invalid items are rejected with the
+-- reason and nothing of them is stored; valid items are stored with their battery samples; the affected
+-- (user, device, local day) keys are marked for the statistics worker in the same transaction.
+create function public.upload_sessions(device_id uuid, sessions jsonb) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  uid uuid := private.require_active_user();
+  dev public.devices;
+  n int;
+  result jsonb;
+begin
+  if upload_sessions.device_id is null then
+    perform private.invalid('device_id', 'is required');
+  end if;
+  if upload_sessions.sessions is null or jsonb_typeof(upload_sessions.sessions) <> 'array' then
+    perform private.invalid('sessions', 'must be an array of 1 to 100 sessions');
+  end if;
+  n := jsonb_array_length(upload_sessions.sessions);
+  if n < 1 or n > 100 then
+    perform private.invalid('sessions', 'must contain 1 to 100 sessions, got ' || n);
+  end if;
+  select * into dev from public.devices d where d.id = upload_sessions.device_id;
+  if not found or dev.owner_id <> uid then
+    raise exception 'device_id: device not found' using errcode = 'P0002', detail = 'device_id';
+  end if;
+  if not dev.is_active then
+    raise exception 'device_id: device is deactivated; reactivate it before uploading'
+      using errcode = 'P0001', detail = 'device_id';
+  end if;
+
+  create temporary table if not exists upload_items (
+    idx int primary key, id uuid, item jsonb, problem text, status text
+  ) on commit drop;
+  truncate pg_temp.upload_items;
+
+  insert into pg_temp.upload_items (idx, item, problem)
+  select e.ord - 1, e.item, private.session_item_problem(e.item)
+    from jsonb_array_elements(upload_sessions.sessions) with ordinality as e(item, ord);
+  update pg_temp.upload_items set id = (item ->> 'id')::uuid where problem is null;
+
+  -- the same id twice in one batch: the first occurrence counts, later ones are duplicates
+  update pg_temp.upload_items u set status = 'duplicate', problem = 'id: repeated within this batch'
+   where u.problem is null
+     and exists (select 1 from pg_temp.upload_items v where v.id = u.id and v.idx < u.idx and v.problem is null);
+
+  -- ids already stored: a duplicate if they belong to this device, rejected otherwise
+  update pg_temp.upload_items u
+     set status = case when s.device_id = dev.id then 'duplicate' else 'rejected' end,
+         problem = case when s.device_id = dev.id then null else 'id: already used by another session' end
+    from public.usage_sessions s
+   where s.id = u.id and u.problem is null and u.status is null;
+
+  with inserted as (
+    insert into public.usage_sessions (
+      id, device_id, user_id, shot_type, device_mode, level, led_pattern, start_time, end_time,
+      working_duration, pause_duration, pause_count, termination_reason, completion_percent,
+      had_temperature_warning, had_battery_warning, battery_start_mv, battery_end_mv, time_synced, sync_status)
+    select u.id, dev.id, uid,
+           (u.item ->> 'shot_type')::smallint,
+           (u.item ->> 'device_mode')::smallint,
+           (u.item ->> 'level')::smallint,
+           (u.item ->> 'led_pattern')::smallint,
+           (u.item ->> 'start_time')::timestamptz,
+           (u.item ->> 'end_time')::timestamptz,
+           coalesce((u.item ->> 'working_duration')::int, 0),
+           coalesce((u.item ->> 'pause_duration')::int, 0),
+           coalesce((u.item ->> 'pause_count')::smallint, 0),
+           (u.item ->> 'termination_reason')::smallint,
+           coalesce((u.item ->> 'completion_percent')::smallint, 0),
+           coalesce((u.item ->> 'had_temperature_warning')::boolean, false),
+           coalesce((u.item ->> 'had_battery_warning')::boolean, false),
+           (u.item ->> 'battery_start_mv')::int,
+           (u.item ->> 'battery_end_mv')::int,
+           coalesce((u.item ->> 'time_synced')::boolean, true),
+           2
+      from pg_temp.upload_items u
+     where u.problem is null and u.status is null
+    on conflict (id) do nothing
+    returning id
+  )
+  update pg_temp.upload_items u set status = 'stored' from inserted i where i.id = u.id;
+
+  -- an id a concurrent upload stored between our check and our insert
+  update pg_temp.upload_items u
+     set status = case when s.device_id = dev.id then 'duplicate' else 'rejected' end,
+         problem = case when s.device_id = dev.id then null else 'id: already used by another session' end
+    from public.usage_sessions s
+   where s.id = u.id and u.problem is null and u.status is null;
+
+  insert into public.battery_samples (session_id, elapsed_seconds, voltage_mv)
+  select u.id, (b ->> 'elapsed_seconds')::int, (b ->> 'voltage_mv')::int
+    from pg_temp.upload_items u, jsonb_array_elements(coalesce(nullif(u.item -> 'battery_samples', 'null'::jsonb), '[]'::jsonb)) b
+   where u.status = 'stored';
+
+  update pg_temp.upload_items set status = 'rejected' where status is null and problem is not null;
+
+  select jsonb_build_object(
+           'stored', count(*) filter (where status = 'stored'),
+           'duplicates', count(*) filter (where status = 'duplicate'),
+           'rejected', count(*) filter (where status = 'rejected'),
+           'results', jsonb_agg(
+              jsonb_strip_nulls(jsonb_build_object(
+                'index', idx,
+                'id', coalesce(id::text, item ->> 'id'),
+                'status', status,
+                'reason', case when status = 'rejected' then problem end))
+              order by idx))
+    into result
+    from pg_temp.upload_items;
+  return result;
+end
+$$;
+revoke all on function public.upload_sessions(uuid, jsonb) from public;
+grant execute on function public.upload_sessions(uuid, jsonb) to authenticated;

@@ -1,0 +1,1 @@
+"""Test support: the local stack fixture and a PostgREST-faithful way to run SQL as a user."""

@@ -1,0 +1,3 @@
+"""The DualTetraX worker: durable jobs, statistics, reports and OTA rollouts."""
+
+__version__ = "0.1.0"
