@@ -438,7 +438,8 @@ begin
     on conflict (id) do nothing
     returning id
   )
-  update pg_temp.upload_items u set status = 'stored' from inserted i where i.id = u.id;
+  update pg_temp.upload_items u set status = 'stored'
+    from inserted i where i.id = u.id and u.problem is null and u.status is null;
 
   -- an id a concurrent upload stored between our check and our insert
   update pg_temp.upload_items u

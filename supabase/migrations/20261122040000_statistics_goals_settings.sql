@@ -67,7 +67,7 @@ create policy goals_delete_own on public.goals for delete to authenticated
   using (user_id = (select auth.uid()));
 create policy goals_service on public.goals for all to service_role using (true) with check (true);
 grant select, delete on public.goals to authenticated;
-grant insert (goal_type, target_minutes, start_date, end_date, is_active) on public.goals to authenticated;
+grant insert (user_id, goal_type, target_minutes, start_date, end_date, is_active) on public.goals to authenticated;
 grant update (target_minutes, end_date, is_active) on public.goals to authenticated;
 grant select, insert, update, delete on public.goals to service_role;
 
@@ -97,7 +97,7 @@ create policy skin_profiles_delete_own on public.skin_profiles for delete to aut
   using (user_id = (select auth.uid()));
 create policy skin_profiles_service on public.skin_profiles for all to service_role using (true) with check (true);
 grant select, delete on public.skin_profiles to authenticated;
-grant insert (skin_type, concerns, memo), update (skin_type, concerns, memo) on public.skin_profiles to authenticated;
+grant insert (user_id, skin_type, concerns, memo), update (skin_type, concerns, memo) on public.skin_profiles to authenticated;
 grant select, insert, update, delete on public.skin_profiles to service_role;
 
 -- ---------------------------------------------------------------------------------------- notification settings

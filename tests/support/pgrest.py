@@ -53,9 +53,14 @@ class PostgrestSession:
         self.conn.close()
 
     @contextmanager
-    def request(self, caller: Caller, *, rollback: bool = False, method: str = "POST") -> Iterator[psycopg.Cursor[Any]]:
-        """A request's transaction; commits like PostgREST unless `rollback` (for matrix probes)."""
+    def request(self, caller: Caller, *, rollback: bool = False, method: str = "POST",
+                prepare: str | None = None) -> Iterator[psycopg.Cursor[Any]]:
+        """A request's transaction; commits like PostgREST unless `rollback` (for matrix probes).
+
+        `prepare` runs first, as the connection's own role (only useful on a superuser session)."""
         with self.conn.transaction(force_rollback=rollback), self.conn.cursor() as cur:
+            if prepare:
+                cur.execute(prepare)
             cur.execute(
                 "select set_config('search_path', '\"public\", \"extensions\"', true),"
                 " set_config('statement_timeout', %s, true),"
