@@ -77,7 +77,7 @@ as $$
   )
 $$;
 revoke all on function private.is_admin() from public;
-grant execute on function private.is_admin() to anon, authenticated, service_role;
+grant execute on function private.is_admin() to authenticated, service_role;
 
 create function private.is_active_user() returns boolean
 language sql stable security definer

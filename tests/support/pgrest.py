@@ -48,6 +48,7 @@ class PostgrestSession:
 
     def __init__(self, dsn: str) -> None:
         self.conn = psycopg.connect(dsn, autocommit=True, row_factory=dict_row)
+        self._signatures: dict[str, dict[str, str]] = {}
 
     def close(self) -> None:
         self.conn.close()
@@ -72,12 +73,30 @@ class PostgrestSession:
             )
             yield cur
 
+    def _arg_types(self, function: str) -> dict[str, str]:
+        if function not in self._signatures:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "select unnest(p.proargnames) as name, format_type(unnest(p.proargtypes::oid[]), null) as type"
+                    " from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+                    " where n.nspname = 'public' and p.proname = %s", (function,))
+                self._signatures[function] = {r["name"]: r["type"] for r in cur.fetchall()}
+        return self._signatures[function]
+
     def rpc(self, caller: Caller, function: str, **args: Any) -> Any:
-        """POST /rest/v1/rpc/<function> with a JSON body of named arguments."""
-        names = ", ".join(f"{k} => %({k})s" for k in args)
-        params = {k: (psycopg.types.json.Jsonb(v) if isinstance(v, (dict, list)) else v) for k, v in args.items()}
+        """POST /rest/v1/rpc/<function> with a JSON body, bound to arguments the way PostgREST binds them:
+        `json_to_record(body) as x(arg type, …)`, then `function(arg := x.arg, …)`."""
+        types = self._arg_types(function)
+        unknown = set(args) - set(types)
+        if unknown:
+            raise psycopg.errors.UndefinedFunction(f"no function {function} with arguments {sorted(unknown)}")
+        cols = ", ".join(f'"{k}" {types[k]}' for k in args)
+        named = ", ".join(f'"{k}" := _x."{k}"' for k in args)
+        body = json.dumps(args, default=str)
+        sql = (f"select to_jsonb(public.{function}({named})) as result from json_to_record(%s::json) as _x({cols})"
+               if args else f"select to_jsonb(public.{function}()) as result")
         with self.request(caller) as cur:
-            cur.execute(f"select to_jsonb(public.{function}({names})) as result", params)
+            cur.execute(sql, (body,) if args else None)
             row = cur.fetchone()
             assert row is not None
             return row["result"]
