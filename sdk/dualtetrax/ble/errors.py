@@ -82,6 +82,15 @@ class UnexpectedResponseError(ProtocolError):
 # --------------------------------------------------------------------------- connection
 
 
+class BluetoothUnavailableError(DualTetraXBleError):
+    """This computer has no usable Bluetooth (no adapter, adapter off, no BlueZ/D-Bus, permission denied)."""
+
+    hint = (
+        "Enable Bluetooth (on Linux: a running bluetoothd and D-Bus), or try the command with --emulate "
+        "to use the emulated device."
+    )
+
+
 class DeviceNotFoundError(DualTetraXBleError):
     """No DualTetraX answered the scan."""
 
@@ -107,6 +116,25 @@ class DeviceTimeoutError(DualTetraXBleError):
     """The device did not answer in time."""
 
     hint = "The device may be busy or out of range; try again."
+
+
+class GattError(DualTetraXBleError):
+    """A GATT operation failed (the device answered with an ATT error, or the stack refused)."""
+
+    hint = "Reconnect and try again."
+
+    def __init__(self, message: str, *, att_error: int | None = None, hint: str | None = None) -> None:
+        self.att_error = att_error
+        super().__init__(message, hint=hint)
+
+
+class MtuTooSmallError(DualTetraXBleError):
+    """The negotiated ATT MTU cannot carry a message the device sends in one notification."""
+
+    hint = (
+        "The device sends one frame per notification; connect with a larger MTU (≥ 247). On Linux, "
+        "BlueZ negotiates it; check that the adapter supports LE data length extension."
+    )
 
 
 class UnsupportedDeviceError(DualTetraXBleError):
