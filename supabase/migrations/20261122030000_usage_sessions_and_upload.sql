@@ -38,12 +38,39 @@ create table public.usage_sessions (
 create index usage_sessions_user_start_idx on public.usage_sessions (user_id, start_time desc);
 create index usage_sessions_device_start_idx on public.usage_sessions (device_id, start_time desc);
 
+-- A session's battery curve (one sample a minute), one row per session: elapsed seconds and millivolts as
+-- parallel arrays, ordered by elapsed time. One row instead of one per sample keeps uploads to one
+-- foreign-key check per session.
+create function private.valid_battery_curve(elapsed integer[], mv integer[]) returns boolean
+language plpgsql immutable
+as $$
+-- plpgsql with simple expressions only: no per-row query execution inside a CHECK constraint
+declare
+  n int := cardinality(elapsed);
+begin
+  if n is null or n <> cardinality(mv) or n not between 1 and 500
+     or array_ndims(elapsed) <> 1 or array_ndims(mv) <> 1
+     or array_lower(elapsed, 1) <> 1 or array_lower(mv, 1) <> 1 then
+    return false;
+  end if;
+  for i in 1 .. n loop
+    if elapsed[i] is null or mv[i] is null or elapsed[i] not between 0 and 86400 or mv[i] not between 0 and 5000
+       or (i > 1 and elapsed[i] <= elapsed[i - 1]) then
+      return false;
+    end if;
+  end loop;
+  return true;
+end
+$$;
+
 create table public.battery_samples (
-  session_id uuid not null references public.usage_sessions (id) on delete cascade,
-  elapsed_seconds integer not null check (elapsed_seconds between 0 and 86400),
-  voltage_mv integer not null check (voltage_mv between 0 and 5000),
-  primary key (session_id, elapsed_seconds)
+  session_id uuid primary key references public.usage_sessions (id) on delete cascade,
+  elapsed_seconds integer[] not null,
+  voltage_mv integer[] not null,
+  check (private.valid_battery_curve(elapsed_seconds, voltage_mv))
 );
+comment on table public.battery_samples is
+  'Battery curve per session: elapsed_seconds[i] (strictly increasing, 0-86400) and voltage_mv[i] (0-5000).';
 
 -- (user, device, local day) keys whose daily_statistics must be recomputed. Written in the same
 -- transaction as the change to usage_sessions; drained by the worker.
@@ -157,201 +184,117 @@ grant select, insert, update, delete on public.battery_samples to service_role;
 
 -- ---------------------------------------------------------------------------------------- upload
 
--- Why a session item is invalid, or null. Checks JSON types before any cast so one bad item never
--- aborts the batch. Field names in messages are the JSON keys the client sent.
-create function private.session_item_problem(item jsonb) returns text
-language plpgsql stable
-set search_path = ''
-as $$
-declare
-  k text;
-  v jsonb;
-  st timestamptz;
-  et timestamptz;
-  shot int;
-  mode int;
-  samples jsonb;
-  s jsonb;
-  seen int[] := '{}';
-  p text;
-  allowed constant text[] := array['id', 'shot_type', 'device_mode', 'level', 'led_pattern', 'start_time',
-    'end_time', 'working_duration', 'pause_duration', 'pause_count', 'termination_reason',
-    'completion_percent', 'had_temperature_warning', 'had_battery_warning', 'battery_start_mv',
-    'battery_end_mv', 'time_synced', 'battery_samples'];
-begin
-  if jsonb_typeof(item) is distinct from 'object' then
-    return 'item: must be a JSON object';
-  end if;
-  for k in select jsonb_object_keys(item) loop
-    if not k = any (allowed) then
-      return k || ': unknown field';
-    end if;
-  end loop;
-
-  v := item -> 'id';
-  if v is null or jsonb_typeof(v) <> 'string'
-     or (v #>> '{}') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-    return 'id: must be a UUID string';
-  end if;
-
-  -- required integers with ranges
-  p := private.int_problem(item, 'shot_type', 0, 2, true);
-  if p is not null then
-    return p;
-  end if;
-  p := private.int_problem(item, 'device_mode', 1, 33, true);
-  if p is not null then
-    return p;
-  end if;
-  shot := (item ->> 'shot_type')::int;
-  mode := (item ->> 'device_mode')::int;
-  if not ((shot = 0 and mode between 1 and 4) or (shot = 1 and mode between 17 and 20) or (shot = 2 and mode = 33)) then
-    return 'device_mode: ' || mode || ' is not a mode of shot_type ' || shot
-        || ' (U-Shot 1-4, E-Shot 17-20, LED 33)';
-  end if;
-  p := private.int_problem(item, 'level', 1, 3, true);
-  if p is not null then
-    return p;
-  end if;
-  -- optional integers
-  p := private.int_problem(item, 'led_pattern', 0, 255, false);
-  if p is not null then
-    return p;
-  end if;
-  p := private.int_problem(item, 'working_duration', 0, 7200, false);
-  if p is not null then
-    return p;
-  end if;
-  p := private.int_problem(item, 'pause_duration', 0, 7200, false);
-  if p is not null then
-    return p;
-  end if;
-  p := private.int_problem(item, 'pause_count', 0, 255, false);
-  if p is not null then
-    return p;
-  end if;
-  p := private.int_problem(item, 'completion_percent', 0, 100, false);
-  if p is not null then
-    return p;
-  end if;
-  p := private.int_problem(item, 'battery_start_mv', 0, 5000, false);
-  if p is not null then
-    return p;
-  end if;
-  p := private.int_problem(item, 'battery_end_mv', 0, 5000, false);
-  if p is not null then
-    return p;
-  end if;
-  p := private.int_problem(item, 'termination_reason', 0, 255, false);
-  if p is not null then
-    return p;
-  end if;
-  if item ? 'termination_reason' and jsonb_typeof(item -> 'termination_reason') = 'number'
-     and (item ->> 'termination_reason')::int not between 0 and 9 and (item ->> 'termination_reason')::int <> 255 then
-    return 'termination_reason: must be 0-9 or 255';
-  end if;
-  foreach k in array array['had_temperature_warning', 'had_battery_warning', 'time_synced'] loop
-    if item ? k and jsonb_typeof(item -> k) not in ('boolean', 'null') then
-      return k || ': must be true or false';
-    end if;
-  end loop;
-
-  -- timestamps: ISO 8601 with an explicit offset
-  st := private.parse_timestamp(item -> 'start_time');
-  if st is null then
-    return 'start_time: must be an ISO 8601 timestamp with a time zone offset, e.g. 2026-01-31T08:15:00Z';
-  end if;
-  if st < timestamptz '2020-01-01 00:00:00+00' or st > now() + interval '1 day' then
-    return 'start_time: must be between 2020-01-01 and tomorrow';
-  end if;
-  if item ? 'end_time' and jsonb_typeof(item -> 'end_time') <> 'null' then
-    et := private.parse_timestamp(item -> 'end_time');
-    if et is null then
-      return 'end_time: must be an ISO 8601 timestamp with a time zone offset, or null';
-    end if;
-    if et < st or et > st + interval '1 day' then
-      return 'end_time: must be at or after start_time and within one day of it';
-    end if;
-  end if;
-
-  samples := item -> 'battery_samples';
-  if samples is not null and jsonb_typeof(samples) <> 'null' then
-    if jsonb_typeof(samples) <> 'array' then
-      return 'battery_samples: must be an array';
-    end if;
-    if jsonb_array_length(samples) > 500 then
-      return 'battery_samples: at most 500 samples per session';
-    end if;
-    for s in select jsonb_array_elements(samples) loop
-      if jsonb_typeof(s) <> 'object' then
-        return 'battery_samples: every sample must be an object';
-      end if;
-      p := private.int_problem(s, 'elapsed_seconds', 0, 86400, true);
-      if p is not null then
-        return 'battery_samples.' || p;
-      end if;
-      p := private.int_problem(s, 'voltage_mv', 0, 5000, true);
-      if p is not null then
-        return 'battery_samples.' || p;
-      end if;
-      if (s ->> 'elapsed_seconds')::int = any (seen) then
-        return 'battery_samples.elapsed_seconds: duplicate value ' || (s ->> 'elapsed_seconds');
-      end if;
-      seen := seen || (s ->> 'elapsed_seconds')::int;
-    end loop;
-  end if;
-  return null;
-end
-$$;
-
+-- Plain SQL so the planner inlines it into the caller's expressions (no SET clause: that would prevent
+-- inlining; it only uses built-in operators, which pg_catalog resolves first).
 create function private.int_problem(obj jsonb, key text, lo int, hi int, required boolean) returns text
-language plpgsql immutable
-set search_path = ''
+language sql immutable
 as $$
-declare
-  v jsonb := obj -> key;
-  n numeric;
-begin
-  if v is null or jsonb_typeof(v) = 'null' then
-    return case when required then key || ': is required' end;
-  end if;
-  if jsonb_typeof(v) <> 'number' then
-    return key || ': must be an integer';
-  end if;
-  n := (v #>> '{}')::numeric;
-  if n <> trunc(n) then
-    return key || ': must be an integer';
-  end if;
-  if n < lo or n > hi then
-    return key || ': must be between ' || lo || ' and ' || hi;
-  end if;
-  return null;
-end
+  select case
+    when obj -> key is null or jsonb_typeof(obj -> key) = 'null' then
+      case when required then key || ': is required' end
+    when jsonb_typeof(obj -> key) <> 'number' then key || ': must be an integer'
+    when (obj ->> key)::numeric <> trunc((obj ->> key)::numeric) then key || ': must be an integer'
+    when (obj ->> key)::numeric < lo or (obj ->> key)::numeric > hi then
+      key || ': must be between ' || lo::text || ' and ' || hi::text
+  end
 $$;
 
+-- ISO 8601 with an explicit offset, or null. Checked so that the cast cannot fail (an exception handler
+-- would cost a subtransaction per call); plain SQL so the planner inlines it.
+-- The validation helpers are SECURITY INVOKER, use only built-ins and fully qualified names, and run inside
+-- upload_sessions (whose search_path is pinned); they carry no SET clause because one costs ~50 us per call.
 create function private.parse_timestamp(v jsonb) returns timestamptz
-language plpgsql stable
-set search_path = ''
+language sql stable
 as $$
-declare
-  t text;
-begin
-  if v is null or jsonb_typeof(v) <> 'string' then
-    return null;
-  end if;
-  t := v #>> '{}';
-  if t !~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)$' then
-    return null;
-  end if;
-  begin
-    return t::timestamptz;
-  exception when others then
-    return null;
-  end;
-end
+  select case
+    when jsonb_typeof(v) is distinct from 'string' then null
+    -- match only (no capture groups: the regex engine is an order of magnitude faster without them)
+    when (v #>> '{}') !~ ('^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d'
+                          '(?::[0-5]\d(?:\.\d{1,9})?)?(?:[Zz]|[+-](?:0\d|1[0-5])(?::?[0-5]\d)?)$') then null
+    when substr(v #>> '{}', 1, 4)::int < 1 then null
+    when substr(v #>> '{}', 9, 2)::int > (case substr(v #>> '{}', 6, 2)::int
+           when 2 then (case when substr(v #>> '{}', 1, 4)::int % 4 = 0
+                              and (substr(v #>> '{}', 1, 4)::int % 100 <> 0 or substr(v #>> '{}', 1, 4)::int % 400 = 0)
+                             then 29 else 28 end)
+           when 4 then 30 when 6 then 30 when 9 then 30 when 11 then 30 else 31 end) then null
+    else (v #>> '{}')::timestamptz
+  end
 $$;
 
-revoke all on function private.session_item_problem(jsonb) from public;
+-- The first key of a JSON object that is not a session field (only called when there is one).
+create function private.first_unknown_key(item jsonb) returns text
+language sql stable
+as $$
+  select min(k) from jsonb_object_keys(item - array['id', 'shot_type', 'device_mode', 'level', 'led_pattern',
+    'start_time', 'end_time', 'working_duration', 'pause_duration', 'pause_count', 'termination_reason',
+    'completion_percent', 'had_temperature_warning', 'had_battery_warning', 'battery_start_mv', 'battery_end_mv',
+    'time_synced', 'battery_samples']) as k
+$$;
+
+-- Why a session item is invalid, or null (battery samples are checked set-based in upload_sessions).
+-- st and et are the item's start_time and end_time parsed once by the caller (null when invalid).
+-- JSON types are checked before any cast so one bad item never aborts the batch; COALESCE evaluates the
+-- checks in order and stops at the first problem. Field names in messages are the JSON keys the client
+-- sent. A single SQL expression with no subqueries and no SET clause, so the planner inlines it into the
+-- upload's one INSERT ... SELECT: no per-item executor start-up.
+create function private.session_item_problem(item jsonb, st timestamptz, et timestamptz) returns text
+language sql stable
+as $$
+  select case when jsonb_typeof(item) is distinct from 'object' then 'item: must be a JSON object'
+  else coalesce(
+    case when item - array['id', 'shot_type', 'device_mode', 'level', 'led_pattern', 'start_time', 'end_time',
+        'working_duration', 'pause_duration', 'pause_count', 'termination_reason', 'completion_percent',
+        'had_temperature_warning', 'had_battery_warning', 'battery_start_mv', 'battery_end_mv', 'time_synced',
+        'battery_samples'] <> '{}'::jsonb
+         then private.first_unknown_key(item) || ': unknown field' end,
+    case when jsonb_typeof(item -> 'id') is distinct from 'string'
+           or (item ->> 'id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+         then 'id: must be a UUID string' end,
+    private.int_problem(item, 'shot_type', 0, 2, true),
+    private.int_problem(item, 'device_mode', 1, 33, true),
+    case when not (((item ->> 'shot_type')::int = 0 and (item ->> 'device_mode')::int between 1 and 4)
+                or ((item ->> 'shot_type')::int = 1 and (item ->> 'device_mode')::int between 17 and 20)
+                or ((item ->> 'shot_type')::int = 2 and (item ->> 'device_mode')::int = 33))
+         then 'device_mode: ' || (item ->> 'device_mode') || ' is not a mode of shot_type ' || (item ->> 'shot_type')
+              || ' (U-Shot 1-4, E-Shot 17-20, LED 33)' end,
+    private.int_problem(item, 'level', 1, 3, true),
+    private.int_problem(item, 'led_pattern', 0, 255, false),
+    private.int_problem(item, 'working_duration', 0, 7200, false),
+    private.int_problem(item, 'pause_duration', 0, 7200, false),
+    private.int_problem(item, 'pause_count', 0, 255, false),
+    private.int_problem(item, 'completion_percent', 0, 100, false),
+    private.int_problem(item, 'battery_start_mv', 0, 5000, false),
+    private.int_problem(item, 'battery_end_mv', 0, 5000, false),
+    private.int_problem(item, 'termination_reason', 0, 255, false),
+    case when jsonb_typeof(item -> 'termination_reason') = 'number'
+          and (item ->> 'termination_reason')::int not between 0 and 9 and (item ->> 'termination_reason')::int <> 255
+         then 'termination_reason: must be 0-9 or 255' end,
+    case when jsonb_typeof(item -> 'had_temperature_warning') not in ('boolean', 'null')
+         then 'had_temperature_warning: must be true or false' end,
+    case when jsonb_typeof(item -> 'had_battery_warning') not in ('boolean', 'null')
+         then 'had_battery_warning: must be true or false' end,
+    case when jsonb_typeof(item -> 'time_synced') not in ('boolean', 'null')
+         then 'time_synced: must be true or false' end,
+    case when st is null
+         then 'start_time: must be an ISO 8601 timestamp with a time zone offset, e.g. 2026-01-31T08:15:00Z' end,
+    case when st not between timestamptz '2020-01-01 00:00:00+00'
+                                                              and now() + interval '1 day'
+         then 'start_time: must be between 2020-01-01 and tomorrow' end,
+    case when jsonb_typeof(item -> 'end_time') not in ('null')
+          and et is null
+         then 'end_time: must be an ISO 8601 timestamp with a time zone offset, or null' end,
+    case when et not between st
+                                                           and st + interval '1 day'
+         then 'end_time: must be at or after start_time and within one day of it' end,
+    case when jsonb_typeof(item -> 'battery_samples') not in ('array', 'null')
+         then 'battery_samples: must be an array' end,
+    case when jsonb_typeof(item -> 'battery_samples') = 'array' and jsonb_array_length(item -> 'battery_samples') > 500
+         then 'battery_samples: at most 500 samples per session' end
+  ) end
+$$;
+
+revoke all on function private.session_item_problem(jsonb, timestamptz, timestamptz) from public;
+revoke all on function private.first_unknown_key(jsonb) from public;
 revoke all on function private.int_problem(jsonb, text, int, int, boolean) from public;
 revoke all on function private.parse_timestamp(jsonb) from public;
 
@@ -388,14 +331,44 @@ begin
       using errcode = 'P0001', detail = 'device_id';
   end if;
 
+  -- Scratch space for this call. Created once per connection (PostgREST pools them) and emptied at every
+  -- commit, which is much cheaper than creating and dropping a table in each call.
   create temporary table if not exists upload_items (
-    idx int primary key, id uuid, item jsonb, problem text, status text
-  ) on commit drop;
-  truncate pg_temp.upload_items;
+    idx int primary key, id uuid, item jsonb, st timestamptz, et timestamptz, problem text, status text
+  ) on commit delete rows;
+  delete from pg_temp.upload_items;
 
-  insert into pg_temp.upload_items (idx, item, problem)
-  select e.ord - 1, e.item, private.session_item_problem(e.item)
-    from jsonb_array_elements(upload_sessions.sessions) with ordinality as e(item, ord);
+  insert into pg_temp.upload_items (idx, item, st, et, problem)
+  select e.ord - 1, e.item, t.st, t.et, private.session_item_problem(e.item, t.st, t.et)
+    from jsonb_array_elements(upload_sessions.sessions) with ordinality as e(item, ord),
+         lateral (select private.parse_timestamp(e.item -> 'start_time') as st,
+                         private.parse_timestamp(e.item -> 'end_time') as et
+                  offset 0) as t;  -- offset 0: parse once, and keep the arguments below plain columns so
+                                   -- the planner inlines session_item_problem
+  -- battery samples, set-based over the whole batch: the first bad sample of each item, then duplicates
+  update pg_temp.upload_items u set problem = bad.problem
+    from (select distinct on (i.idx) i.idx,
+                 case when jsonb_typeof(e.x) <> 'object' then 'battery_samples: every sample must be an object'
+                      else 'battery_samples.' || coalesce(private.int_problem(e.x, 'elapsed_seconds', 0, 86400, true),
+                                                          private.int_problem(e.x, 'voltage_mv', 0, 5000, true)) end
+                   as problem
+            from pg_temp.upload_items i,
+                 jsonb_array_elements(i.item -> 'battery_samples') with ordinality as e(x, n)
+           where i.problem is null and jsonb_typeof(i.item -> 'battery_samples') = 'array'
+             and (jsonb_typeof(e.x) <> 'object'
+                  or private.int_problem(e.x, 'elapsed_seconds', 0, 86400, true) is not null
+                  or private.int_problem(e.x, 'voltage_mv', 0, 5000, true) is not null)
+           order by i.idx, e.n) bad
+   where bad.idx = u.idx;
+  update pg_temp.upload_items u set problem = dup.problem
+    from (select distinct on (g.idx) g.idx, 'battery_samples.elapsed_seconds: duplicate value ' || g.v as problem
+            from (select i.idx, e.x ->> 'elapsed_seconds' as v, min(e.n) as first_n
+                    from pg_temp.upload_items i,
+                         jsonb_array_elements(i.item -> 'battery_samples') with ordinality as e(x, n)
+                   where i.problem is null and jsonb_typeof(i.item -> 'battery_samples') = 'array'
+                   group by i.idx, e.x ->> 'elapsed_seconds' having count(*) > 1) g
+           order by g.idx, g.first_n) dup
+   where dup.idx = u.idx;
   update pg_temp.upload_items set id = (item ->> 'id')::uuid where problem is null;
 
   -- the same id twice in one batch: the first occurrence counts, later ones are duplicates
@@ -420,8 +393,8 @@ begin
            (u.item ->> 'device_mode')::smallint,
            (u.item ->> 'level')::smallint,
            (u.item ->> 'led_pattern')::smallint,
-           (u.item ->> 'start_time')::timestamptz,
-           (u.item ->> 'end_time')::timestamptz,
+           u.st,
+           u.et,
            coalesce((u.item ->> 'working_duration')::int, 0),
            coalesce((u.item ->> 'pause_duration')::int, 0),
            coalesce((u.item ->> 'pause_count')::smallint, 0),
@@ -449,9 +422,12 @@ begin
    where s.id = u.id and u.problem is null and u.status is null;
 
   insert into public.battery_samples (session_id, elapsed_seconds, voltage_mv)
-  select u.id, (b ->> 'elapsed_seconds')::int, (b ->> 'voltage_mv')::int
-    from pg_temp.upload_items u, jsonb_array_elements(coalesce(nullif(u.item -> 'battery_samples', 'null'::jsonb), '[]'::jsonb)) b
-   where u.status = 'stored';
+  select u.id,
+         array_agg((b ->> 'elapsed_seconds')::int order by (b ->> 'elapsed_seconds')::int),
+         array_agg((b ->> 'voltage_mv')::int order by (b ->> 'elapsed_seconds')::int)
+    from pg_temp.upload_items u, jsonb_array_elements(u.item -> 'battery_samples') b
+   where u.status = 'stored' and jsonb_typeof(u.item -> 'battery_samples') = 'array'
+   group by u.id;
 
   update pg_temp.upload_items set status = 'rejected' where status is null and problem is not null;
 

@@ -14,10 +14,10 @@ FAST_TIMEOUTS = OtaTimeouts(
     command=2.0,
     ready=1.0,
     write_stall=3.0,
-    validating=2.0,
-    applying=2.0,
+    validating=1.0,
+    applying=1.0,
     status_poll=0.2,
-    reboot=2.0,
+    reboot=1.0,
     reconnect=4.0,
 )
 

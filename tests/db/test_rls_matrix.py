@@ -107,10 +107,11 @@ P = {
         update="update usage_sessions set level = 3 where id = {session} returning 1",
         delete="delete from usage_sessions where id = {session} returning 1"),
     "battery_samples": Probe(
-        select="select 1 from battery_samples where session_id = {session} and elapsed_seconds = 0",
-        insert="insert into battery_samples (session_id, elapsed_seconds, voltage_mv) values ({session}, 9999, 4000)",
-        update="update battery_samples set voltage_mv = 1 where session_id = {session} and elapsed_seconds = 0 returning 1",
-        delete="delete from battery_samples where session_id = {session} and elapsed_seconds = 0 returning 1"),
+        select="select 1 from battery_samples where session_id = {session}",
+        insert="insert into battery_samples (session_id, elapsed_seconds, voltage_mv) values ({session}, '{{0}}', '{{4000}}')",
+        update="update battery_samples set voltage_mv[1] = 1 where session_id = {session} returning 1",
+        delete="delete from battery_samples where session_id = {session} returning 1",
+        before_insert="delete from battery_samples where session_id = {session}"),
     "stats_dirty_days": Probe(
         select="select 1 from stats_dirty_days where user_id = {owner}",
         insert="insert into stats_dirty_days (user_id, device_id, local_date) values ({owner}, {device}, '2030-01-01')",

@@ -30,16 +30,19 @@ def test_stores_sessions_with_samples_and_reports_each(api: PostgrestSession, ow
                      " from usage_sessions where id = %s", (items[0]["id"],)).fetchone()
     assert row == {"user_id": owner.id, "device_id": owner.device_id, "shot_type": 0, "working_duration": 480,
                    "sync_status": 2, "battery_start_mv": 4100}
-    n = db.execute("select count(*) as n from battery_samples where session_id = %s", (items[0]["id"],)).fetchone()
-    assert n == {"n": 9}
+    curve = db.execute("select elapsed_seconds, voltage_mv from battery_samples where session_id = %s",
+                       (items[0]["id"],)).fetchone()
+    assert curve == {"elapsed_seconds": [60 * i for i in range(9)], "voltage_mv": [4100 - 20 * i for i in range(9)]}
 
 
 def test_resending_a_batch_changes_nothing(api: PostgrestSession, owner: Owner, db: psycopg.Connection) -> None:
     items = [session_item(), session_item()]
     upload(api, owner, items)
     before = db.execute("select total_sessions, last_synced_at from devices where id = %s", (owner.device_id,)).fetchone()
-    samples_before = db.execute("select count(*) as n from battery_samples b join usage_sessions s on s.id = b.session_id"
-                                " where s.device_id = %s", (owner.device_id,)).fetchone()
+    samples_q = ("select sum(cardinality(b.elapsed_seconds)) as n from battery_samples b"
+                 " join usage_sessions s on s.id = b.session_id where s.device_id = %s")
+    samples_before = db.execute(samples_q, (owner.device_id,)).fetchone()
+    assert samples_before == {"n": 18}
     again = upload(api, owner, [{**items[0], "level": 3}, items[1]])  # a changed copy is still a duplicate
     assert (again["stored"], again["duplicates"], again["rejected"]) == (0, 2, 0)
     assert {r["status"] for r in again["results"]} == {"duplicate"}
@@ -47,8 +50,7 @@ def test_resending_a_batch_changes_nothing(api: PostgrestSession, owner: Owner, 
     assert after is not None and before is not None
     assert after["total_sessions"] == before["total_sessions"] == 2
     assert db.execute("select level from usage_sessions where id = %s", (items[0]["id"],)).fetchone() == {"level": 2}
-    samples_after = db.execute("select count(*) as n from battery_samples b join usage_sessions s on s.id = b.session_id"
-                               " where s.device_id = %s", (owner.device_id,)).fetchone()
+    samples_after = db.execute(samples_q, (owner.device_id,)).fetchone()
     assert samples_after == samples_before
 
 
@@ -241,3 +243,46 @@ def test_result_never_leaks_internals(api: PostgrestSession, owner: Owner) -> No
     assert reason == "level: must be an integer"
     for word in ("constraint", "relation", "usage_sessions", "violates", "plpgsql"):
         assert word not in reason
+
+
+@pytest.mark.parametrize("text", ["0000-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
+                                  "2026-01-01T24:00:00Z", "2026-01-01T10:60:00Z", "2026-01-01T10:00:61Z",
+                                  "2026-01-01T10:00:00+16:00", "2026-01-01T10:00:00", "20260101T100000Z", ""])
+def test_bad_timestamps_are_rejected_not_errors(api: PostgrestSession, owner: Owner, text: str) -> None:
+    res = upload(api, owner, [session_item(start_time=text, end_time=None)])
+    assert res["results"][0]["status"] == "rejected"
+    assert res["results"][0]["reason"].startswith("start_time: must be an ISO 8601 timestamp")
+
+
+@pytest.mark.parametrize(("text", "utc"), [
+    ("2024-02-29T23:30:00+09:00", datetime(2024, 2, 29, 14, 30, tzinfo=UTC)),
+    ("2026-01-01 10:00Z", datetime(2026, 1, 1, 10, 0, tzinfo=UTC)),
+    ("2026-01-01T10:00:00.123456-0530", datetime(2026, 1, 1, 15, 30, 0, 123456, tzinfo=UTC)),
+])
+def test_good_timestamps_with_offsets(api: PostgrestSession, owner: Owner, db: psycopg.Connection,
+                                      text: str, utc: datetime) -> None:
+    item = session_item(start_time=text, end_time=None)
+    assert upload(api, owner, [item])["stored"] == 1
+    assert db.execute("select start_time from usage_sessions where id = %s", (item["id"],)).fetchone() == {"start_time": utc}
+
+
+def test_samples_are_stored_in_elapsed_order(api: PostgrestSession, owner: Owner, db: psycopg.Connection) -> None:
+    item = session_item(battery_samples=[{"elapsed_seconds": 120, "voltage_mv": 3900}, {"elapsed_seconds": 0, "voltage_mv": 4100},
+                                         {"elapsed_seconds": 60, "voltage_mv": 4000}])
+    upload(api, owner, [item])
+    assert db.execute("select elapsed_seconds, voltage_mv from battery_samples where session_id = %s", (item["id"],)).fetchone() \
+        == {"elapsed_seconds": [0, 60, 120], "voltage_mv": [4100, 4000, 3900]}
+
+
+def test_session_without_samples_has_no_curve(api: PostgrestSession, owner: Owner, db: psycopg.Connection) -> None:
+    item = session_item(battery_samples=[])
+    assert upload(api, owner, [item])["stored"] == 1
+    assert db.execute("select count(*) as n from battery_samples where session_id = %s", (item["id"],)).fetchone() == {"n": 0}
+
+
+def test_battery_curve_constraint(db: psycopg.Connection, owner: Owner, api: PostgrestSession) -> None:
+    item = session_item(battery_samples=[])
+    upload(api, owner, [item])
+    for elapsed, mv in (([0, 0], [1, 2]), ([5, 1], [1, 2]), ([0], [1, 2]), ([0], [6000]), ([], [])):
+        with pytest.raises(psycopg.errors.CheckViolation):
+            db.execute("insert into battery_samples values (%s, %s, %s)", (item["id"], elapsed, mv))

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class LocalStack:
     port: int
     state_dir: Path
+    fast: bool = True  # fsync off: fine for throwaway test clusters, not for benchmarks
 
     @property
     def env(self) -> dict[str, str]:
@@ -22,7 +23,7 @@ class LocalStack:
             os.environ,
             DTX_DB_PORT=str(self.port),
             DTX_STATE_DIR=str(self.state_dir),
-            DTX_DB_FAST="1",
+            DTX_DB_FAST="1" if self.fast else "0",
             DTX_DB_SEED="0",
         )
 
@@ -42,3 +43,8 @@ def test_stack() -> LocalStack:
     """The test suite's own cluster: a separate port and state dir, so it never touches `make db`'s."""
     port = int(os.environ.get("DTX_TEST_DB_PORT", "54329"))
     return LocalStack(port=port, state_dir=ROOT / ".local" / f"test-{port}")
+
+
+def bench_stack(port: int = 54331) -> LocalStack:
+    """A benchmark's cluster, with durable commits like a real server."""
+    return LocalStack(port=port, state_dir=ROOT / ".local" / f"bench-{port}", fast=False)
