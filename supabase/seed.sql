@@ -1,1 +1,73 @@
-select 1;
+-- Demo data for the local stack (`make db` loads it once through `supabase db push --include-seed`).
+-- Deterministic: ids are derived from names, "random" values from hashes, so every load is identical.
+-- Passwords are all `dualtetrax-demo`.
+
+insert into auth.users (id, aud, role, email, encrypted_password, email_confirmed_at, raw_user_meta_data, raw_app_meta_data)
+select md5('demo-user-' || u.email)::uuid, 'authenticated', 'authenticated', u.email,
+       extensions.crypt('dualtetrax-demo', extensions.gen_salt('bf', 6)), now(),
+       jsonb_build_object('display_name', u.name, 'timezone', u.tz, 'locale', u.locale),
+       '{"provider": "email", "providers": ["email"]}'::jsonb
+from (values
+  ('admin@dualtetrax.test', 'Fleet Admin', 'Asia/Seoul', 'en'),
+  ('mina@example.test', '김민아', 'Asia/Seoul', 'ko'),
+  ('jiho@example.test', '박지호', 'Asia/Seoul', 'ko'),
+  ('kenji@example.test', '佐藤健二', 'Asia/Tokyo', 'ja'),
+  ('mei@example.test', '王美', 'Asia/Shanghai', 'zh'),
+  ('sofia@example.test', 'Sofía Martín', 'Europe/Madrid', 'es'),
+  ('ana@example.test', 'Ana Souza', 'America/Sao_Paulo', 'pt'),
+  ('somchai@example.test', 'สมชาย ใจดี', 'Asia/Bangkok', 'th'),
+  ('linh@example.test', 'Nguyễn Linh', 'Asia/Ho_Chi_Minh', 'vi'),
+  ('emma@example.test', 'Emma Brown', 'America/Los_Angeles', 'en')
+) as u(email, name, tz, locale)
+on conflict (id) do nothing;
+
+update public.profiles set role = 'admin' where id = md5('demo-user-admin@dualtetrax.test')::uuid;
+
+-- one device each, two for a few users; one beta device
+insert into public.devices (id, owner_id, serial_number, model, hardware_revision, firmware_version, ble_address, nickname, is_beta)
+select md5('demo-device-' || p.email || '-' || k)::uuid, p.id,
+       'DTX-' || upper(substr(md5(p.email || k), 1, 8)), 'DualTetraX', 'rev-c', '1.0.23',
+       upper(regexp_replace(substr(md5('ble' || p.email || k), 1, 12), '(..)(?!$)', '\1:', 'g')),
+       case k when 1 then 'Bathroom' else 'Travel' end,
+       p.email = 'kenji@example.test'
+from public.profiles p, generate_series(1, 2) as k
+where p.email like '%@example.test' and (k = 1 or p.email in ('mina@example.test', 'sofia@example.test', 'emma@example.test'))
+on conflict (id) do nothing;
+
+-- 30 days of sessions: most days one or two, some days none
+insert into public.usage_sessions (id, device_id, user_id, shot_type, device_mode, level, start_time, end_time,
+  working_duration, pause_duration, pause_count, termination_reason, completion_percent,
+  had_temperature_warning, had_battery_warning, battery_start_mv, battery_end_mv, time_synced)
+select md5('demo-session-' || d.id || '-' || day || '-' || slot)::uuid, d.id, d.owner_id,
+       shot, (array[1, 17, 33])[shot + 1] + case when shot < 2 then h % 4 else 0 end, 1 + h % 3,
+       start_at, start_at + make_interval(secs => work + pause),
+       work, pause, case when pause > 0 then 1 else 0 end,
+       case when work >= 480 then 0 else 1 end, least(100, work * 100 / 480),
+       h % 29 = 0, h % 31 = 0, 4150 - h % 100, 3900 - h % 150, true
+from public.devices d
+cross join generate_series(0, 29) as day
+cross join generate_series(1, 2) as slot
+cross join lateral (select ('x' || substr(md5(d.id::text || day || slot), 1, 7))::bit(28)::int as h) as r
+cross join lateral (select h % 3 as shot,
+                           case when h % 5 = 0 then 240 + h % 200 else 480 end as work,
+                           case when h % 4 = 0 then 30 + h % 60 else 0 end as pause,
+                           (date_trunc('day', now() - make_interval(days => day)) + make_interval(hours => 7 + 12 * (slot - 1) + h % 3,
+                             mins => h % 60)) as start_at) as s
+where d.owner_id <> md5('demo-user-admin@dualtetrax.test')::uuid
+  and (slot = 1 and h % 6 <> 0 or slot = 2 and h % 3 = 0)
+  and start_at < now()
+on conflict (id) do nothing;
+
+insert into public.battery_samples (session_id, elapsed_seconds, voltage_mv)
+select s.id, array_agg(m * 60 order by m), array_agg(s.battery_start_mv - m * 25 order by m)
+from public.usage_sessions s, generate_series(0, s.working_duration / 60) as m
+group by s.id
+on conflict (session_id) do nothing;
+
+insert into public.goals (user_id, goal_type, target_minutes, start_date)
+select id, 'weekly', 60, date_trunc('week', now())::date - 28 from public.profiles where email like '%@example.test'
+on conflict do nothing;
+
+insert into public.announcements (id, title, body, kind, is_published)
+values (md5('demo-announcement-1')::uuid, 'Welcome to DualTetraX', 'Your sessions now sync to the cloud.', 'notice', true)
+on conflict (id) do nothing;

@@ -13,7 +13,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-
 from tests.support.stack import LocalStack, bench_stack  # noqa: E402
 
 

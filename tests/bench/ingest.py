@@ -17,9 +17,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from _common import fresh_stack, make_users_with_devices, report
-
 import psycopg
+from _common import fresh_stack, make_users_with_devices, report
 
 CONNECTIONS = 2
 BATCH = 100
