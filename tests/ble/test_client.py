@@ -49,12 +49,8 @@ async def test_scan_lists_dualtetrax_devices_only(world: EmulatorWorld) -> None:
 async def test_find_by_address_name_and_prefix(world: EmulatorWorld) -> None:
     await add_device(world, name="Other-1")
     target = await add_device(world)
-    assert (
-        await find_device(address=target.address.lower(), timeout_s=2, backends=world.backends)
-    ).name == target.name
-    assert (
-        await find_device(name=target.name, timeout_s=2, backends=world.backends)
-    ).address == target.address
+    assert (await find_device(address=target.address.lower(), timeout_s=2, backends=world.backends)).name == target.name
+    assert (await find_device(name=target.name, timeout_s=2, backends=world.backends)).address == target.address
     assert (await find_device(timeout_s=2, backends=world.backends)).address == target.address
 
 
@@ -198,9 +194,7 @@ async def test_read_and_confirm_sessions(world: EmulatorWorld) -> None:
     device = await add_device(world, sessions=stored)
     async with DualTetraXClient(device.address, backends=world.backends) as client:
         listing = await client.list_sessions()
-        assert listing.total_count == 3 and [s.session_id for s in listing.sessions] == [
-            r.session_id for r in stored
-        ]
+        assert listing.total_count == 3 and [s.session_id for s in listing.sessions] == [r.session_id for r in stored]
         record = await client.get_session(stored[1].session_id)
         assert record == stored[1]
         assert len(record.battery_samples) > 1

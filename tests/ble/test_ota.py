@@ -81,21 +81,15 @@ async def test_512_byte_attribute_limit(image: bytes) -> None:
         async with DualTetraXClient(device.address, backends=world.backends) as client:
             data = client.characteristic(uuids.OTA_DATA)
             assert data.max_write_without_response_size == 514
-            await client.write_characteristic(
-                uuids.OTA_CONTROL, StartCommand(1020, 2).encode(), response=True
-            )
-            await client.bleak_client.write_gatt_char(
-                data, (0).to_bytes(4, "little") + bytes(510), response=False
-            )
+            await client.write_characteristic(uuids.OTA_CONTROL, StartCommand(1020, 2).encode(), response=True)
+            await client.bleak_client.write_gatt_char(data, (0).to_bytes(4, "little") + bytes(510), response=False)
             await asyncio.sleep(0.1)
             assert device.largest_data_write == 0  # dropped by the GATT server: over 512 bytes
         result = await flash(world, device, image)
     assert result.chunk_size == 508 and device.largest_data_write == 512
 
 
-async def test_update_through_an_open_client_resets_a_stale_session(
-    world: EmulatorWorld, image: bytes
-) -> None:
+async def test_update_through_an_open_client_resets_a_stale_session(world: EmulatorWorld, image: bytes) -> None:
     device = await add_device(world)
     async with DualTetraXClient(device.address, backends=world.backends) as client:
         await client.write_characteristic(uuids.OTA_CONTROL, StartCommand(5000, 21).encode(), response=True)
@@ -149,9 +143,7 @@ async def test_retry_after_a_mid_transfer_disconnect_succeeds(world: EmulatorWor
     assert device.events.count("ota: START size=16384 chunks=33") == 2
 
 
-async def test_lost_ready_notification_falls_back_to_reading_status(
-    world: EmulatorWorld, image: bytes
-) -> None:
+async def test_lost_ready_notification_falls_back_to_reading_status(world: EmulatorWorld, image: bytes) -> None:
     device = await add_device(world, faults=Faults(drop_status=frozenset({OtaState.DOWNLOADING})))
     result = await flash(world, device, image)
     assert result.verified and device.status_reads >= 2
@@ -222,9 +214,11 @@ async def test_validation_timeout(world: EmulatorWorld, image: bytes) -> None:
     assert raised.value.phase == "validating" and raised.value.device_state is OtaState.VALIDATING
     device.faults.validation_delay_s = 0.0  # the device finishes on its own and reboots
     await device.wait_advertising(timeout_s=5.0)
-    async with asyncio.timeout(5):
-        while device.reboots == 0 or not device.is_advertising:
-            await asyncio.sleep(0.05)
+    for _ in range(100):
+        if device.reboots and device.is_advertising:
+            break
+        await asyncio.sleep(0.05)
+    assert device.reboots == 1
     await flash_cleanly_afterwards(world, device, image)
 
 
@@ -247,7 +241,7 @@ async def test_lost_chunk(world: EmulatorWorld, image: bytes) -> None:
 
 async def test_rollback_at_boot_is_a_version_mismatch(world: EmulatorWorld, image: bytes) -> None:
     device = await add_device(world, faults=Faults(boot_previous_version=True))
-    with pytest.raises(OtaVersionMismatchError, match="runs '1.0.0'"):
+    with pytest.raises(OtaVersionMismatchError, match=r"runs '1\.0\.0'"):
         await flash(world, device, image)
     await flash_cleanly_afterwards(world, device, image)
 

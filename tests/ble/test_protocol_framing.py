@@ -296,9 +296,7 @@ def test_record_layout_and_derived_fields() -> None:
 
 
 def test_record_without_end_time() -> None:
-    record = SessionRecord.decode(
-        _record(samples=0).encode()[:28] + bytes(8) + _record(samples=0).encode()[36:]
-    )
+    record = SessionRecord.decode(_record(samples=0).encode()[:28] + bytes(8) + _record(samples=0).encode()[36:])
     assert record.end_time_ms == 0 and record.ended_at is None
 
 
@@ -312,9 +310,7 @@ shots = st.sampled_from([s for s in ShotType])
 modes = st.sampled_from(list(DeviceMode))
 levels = st.sampled_from(list(DeviceLevel))
 states = st.sampled_from(list(WorkingState))
-batteries = st.sampled_from(
-    [BatteryState.SUFFICIENT, BatteryState.LOW, BatteryState.CRITICAL, BatteryState.UNKNOWN]
-)
+batteries = st.sampled_from([BatteryState.SUFFICIENT, BatteryState.LOW, BatteryState.CRITICAL, BatteryState.UNKNOWN])
 warnings = st.integers(0, 7).map(WarningFlags)
 statuses = st.sampled_from(list(ResponseStatus))
 summaries = st.builds(SessionSummary, uuids_, u64, u16, shots, u8, u8, st.sampled_from(list(SyncStatus)), u16)
@@ -366,9 +362,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(TimeSyncResponse, statuses),
     st.builds(ConfirmSyncResponse, statuses),
     st.builds(DeleteSessionResponse, statuses),
-    st.builds(
-        GetSessionsResponse, st.just(ResponseStatus.SUCCESS), u16, st.lists(summaries, max_size=10).map(tuple)
-    ),
+    st.builds(GetSessionsResponse, st.just(ResponseStatus.SUCCESS), u16, st.lists(summaries, max_size=10).map(tuple)),
     st.builds(SessionDetailResponse, st.just(ResponseStatus.SUCCESS), records),
 )
 

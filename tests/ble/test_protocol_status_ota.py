@@ -46,9 +46,7 @@ def test_legacy_characteristics_known_values() -> None:
     assert decode_legacy_characteristic(uuids.SHOT_TYPE, b"\x02") == {"shot": ShotType.E_SHOT}
     assert decode_legacy_characteristic(uuids.MODE, b"\x13") == {"mode": DeviceMode.LINE}
     assert decode_legacy_characteristic(uuids.LEVEL, b"\x03") == {"level": DeviceLevel.LEVEL_3}
-    assert decode_legacy_characteristic(uuids.WORKING_STATE, b"\x04") == {
-        "working_state": WorkingState.TIMEOUT
-    }
+    assert decode_legacy_characteristic(uuids.WORKING_STATE, b"\x04") == {"working_state": WorkingState.TIMEOUT}
     assert decode_legacy_characteristic(uuids.BATTERY_STATUS, b"\x55\x04") == {
         "battery_percent": 85,
         "battery_state": BatteryState.CHARGING,
@@ -123,10 +121,7 @@ def test_mode_from_session_record() -> None:
     assert DeviceMode.from_record(ShotType.E_SHOT, 3) is DeviceMode.LIFT
     assert DeviceMode.from_record(ShotType.LED_CARE, 0) is DeviceMode.LED_MODE
     assert DeviceMode.from_record(ShotType.U_SHOT, 4) is DeviceMode.UNKNOWN
-    assert (
-        DeviceLevel.from_record(0) is DeviceLevel.LEVEL_1
-        and DeviceLevel.from_record(3) is DeviceLevel.UNKNOWN
-    )
+    assert DeviceLevel.from_record(0) is DeviceLevel.LEVEL_1 and DeviceLevel.from_record(3) is DeviceLevel.UNKNOWN
 
 
 def test_mode_names_and_shots() -> None:
@@ -201,15 +196,9 @@ def test_ota_chunk_vector() -> None:
 
 
 def test_ota_status_vectors() -> None:
-    assert OtaStatus.decode(bytes.fromhex("05 01 00 40")) == OtaStatus(
-        OtaState.ERROR, OtaErrorCode.LOW_BATTERY, 0, 64
-    )
-    assert OtaStatus.decode(bytes.fromhex("04 00 64 57")) == OtaStatus(
-        OtaState.SUCCESS, OtaErrorCode.NONE, 100, 87
-    )
-    assert OtaStatus(OtaState.DOWNLOADING, progress=42, battery_percent=90).encode() == bytes.fromhex(
-        "01 00 2a 5a"
-    )
+    assert OtaStatus.decode(bytes.fromhex("05 01 00 40")) == OtaStatus(OtaState.ERROR, OtaErrorCode.LOW_BATTERY, 0, 64)
+    assert OtaStatus.decode(bytes.fromhex("04 00 64 57")) == OtaStatus(OtaState.SUCCESS, OtaErrorCode.NONE, 100, 87)
+    assert OtaStatus(OtaState.DOWNLOADING, progress=42, battery_percent=90).encode() == bytes.fromhex("01 00 2a 5a")
     assert "Battery level too low" in str(OtaStatus(OtaState.ERROR, OtaErrorCode.LOW_BATTERY))
 
 

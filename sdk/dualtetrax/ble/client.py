@@ -225,9 +225,7 @@ class DualTetraXClient:
                 f"Connecting to {device.address} timed out after {self._timeout:g} s."
             ) from error
         except (FileNotFoundError, PermissionError) as error:
-            raise BluetoothUnavailableError(
-                f"Bluetooth is not available on this computer ({error})."
-            ) from error
+            raise BluetoothUnavailableError(f"Bluetooth is not available on this computer ({error}).") from error
         except BleakError as error:
             raise ConnectionFailedError(f"Could not connect to {device.address}: {error}.") from error
         self._bleak = client
@@ -258,9 +256,7 @@ class DualTetraXClient:
     def add_disconnect_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` when the link drops (also on a requested disconnect); returns a remover."""
         self._disconnect_listeners.append(listener)
-        return lambda: (
-            self._disconnect_listeners.remove(listener) if listener in self._disconnect_listeners else None
-        )
+        return lambda: self._disconnect_listeners.remove(listener) if listener in self._disconnect_listeners else None
 
     def _on_bleak_disconnect(self, _client: BleakClient) -> None:
         logger.debug("%s disconnected", self.address)
@@ -313,9 +309,7 @@ class DualTetraXClient:
 
     async def read_characteristic(self, uuid_text: str, timeout_s: float = GATT_TIMEOUT_S) -> bytes:
         characteristic = self.characteristic(uuid_text)
-        return bytes(
-            await self.gatt(self.bleak_client.read_gatt_char(characteristic), f"read {uuid_text}", timeout_s)
-        )
+        return bytes(await self.gatt(self.bleak_client.read_gatt_char(characteristic), f"read {uuid_text}", timeout_s))
 
     async def write_characteristic(
         self, uuid_text: str, data: bytes, *, response: bool, timeout_s: float = GATT_TIMEOUT_S
@@ -386,9 +380,7 @@ class DualTetraXClient:
 
         def on_value(characteristic_uuid: str, data: bytes) -> None:
             if reading:
-                buffered.append(
-                    (characteristic_uuid, data)
-                )  # applied after the initial reads, as the app does
+                buffered.append((characteristic_uuid, data))  # applied after the initial reads, as the app does
             else:
                 self._apply_legacy(characteristic_uuid, data)
 
@@ -426,13 +418,8 @@ class DualTetraXClient:
                 service = self.bleak_client.services.get_service(uuids.STATUS_SERVICE)
                 assert service is not None
                 for characteristic in service.characteristics:
-                    if (
-                        characteristic.uuid in LEGACY_STATUS_CHARACTERISTICS
-                        and "read" in characteristic.properties
-                    ):
-                        self._legacy.apply(
-                            characteristic.uuid, await self.read_characteristic(characteristic.uuid)
-                        )
+                    if characteristic.uuid in LEGACY_STATUS_CHARACTERISTICS and "read" in characteristic.properties:
+                        self._legacy.apply(characteristic.uuid, await self.read_characteristic(characteristic.uuid))
                 self._last_status = self._legacy.status
                 return self._legacy.status
             await self._ensure_legacy()
@@ -541,9 +528,7 @@ class DualTetraXClient:
             future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
             self._pending = future
             try:
-                await self.write_characteristic(
-                    uuids.COMM_RX, request.encode(), response=True, timeout_s=timeout_s
-                )
+                await self.write_characteristic(uuids.COMM_RX, request.encode(), response=True, timeout_s=timeout_s)
                 async with asyncio.timeout(timeout_s):
                     response = await future
             except TimeoutError as error:

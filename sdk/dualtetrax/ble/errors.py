@@ -149,9 +149,7 @@ class CommandRejectedError(DualTetraXBleError):
     def __init__(self, request: MessageType, status: ResponseStatus) -> None:
         self.request = request
         self.status = status
-        super().__init__(
-            f"The device rejected {request.name}: {status.description} (status 0x{status.value:02X})."
-        )
+        super().__init__(f"The device rejected {request.name}: {status.description} (status 0x{status.value:02X}).")
 
 
 # --------------------------------------------------------------------------- OTA

@@ -266,8 +266,7 @@ class OtaTransfer:
                         phase=self._phase.value,
                     )
                 raise OtaTimeoutError(
-                    f"The device did not finish {self._phase.value} within {timeout_s:g} s "
-                    f"(last status: {seen}).",
+                    f"The device did not finish {self._phase.value} within {timeout_s:g} s (last status: {seen}).",
                     phase=self._phase.value,
                     bytes_sent=self._bytes_sent,
                     device_state=seen.state if seen is not None else None,
@@ -300,6 +299,10 @@ class OtaTransfer:
                 uuids.OTA_CONTROL, payload, response=True, timeout_s=self.timeouts.command
             )
         except GattError as error:
+            # A device that already reported an error refuses what follows: name the real cause.
+            status = await self._read_status()
+            if status is not None and status.state is OtaState.ERROR:
+                raise _device_error(status, self._phase, self._bytes_sent) from error
             code = f"ATT error 0x{error.att_error:02X}" if error.att_error is not None else str(error.detail)
             raise OtaRejectedError(
                 f"The device refused {what} ({code}).", phase=self._phase.value, bytes_sent=self._bytes_sent
@@ -326,9 +329,7 @@ class OtaTransfer:
         if not self._command_sent or self.client.disconnected.is_set():
             return
         with contextlib.suppress(DualTetraXBleError, OSError, BleakError):
-            await self.client.write_characteristic(
-                uuids.OTA_CONTROL, CANCEL.encode(), response=True, timeout_s=3.0
-            )
+            await self.client.write_characteristic(uuids.OTA_CONTROL, CANCEL.encode(), response=True, timeout_s=3.0)
 
     # ------------------------------------------------------------------ run
 
@@ -377,11 +378,7 @@ class OtaTransfer:
             self._command_sent = True
             await self._command(CANCEL.encode(), "CANCEL of the stale update")
             self._drain_queue()
-        if (
-            self._check_battery
-            and current is not None
-            and current.battery_percent < MIN_START_BATTERY_PERCENT
-        ):
+        if self._check_battery and current is not None and current.battery_percent < MIN_START_BATTERY_PERCENT:
             raise OtaLowBatteryError(
                 f"The device's battery is at {current.battery_percent} %; an update needs at least "
                 f"{MIN_START_BATTERY_PERCENT} %.",
@@ -550,8 +547,7 @@ class OtaTransfer:
                 last_error = error
                 await asyncio.sleep(min(0.5, max(0.0, deadline - loop.time())))
         raise OtaTimeoutError(
-            f"The device did not come back within {self.timeouts.reconnect:g} s after its reboot "
-            f"({last_error}).",
+            f"The device did not come back within {self.timeouts.reconnect:g} s after its reboot ({last_error}).",
             phase=OtaPhase.VERIFYING.value,
             bytes_sent=self._bytes_sent,
         )
@@ -579,6 +575,7 @@ async def update_firmware(
     check_battery: bool = True,
     verify_reboot: bool = True,
     connect_timeout: float = 10.0,
+    scan_timeout: float = 10.0,
     on_transfer: Callable[[OtaTransfer], None] | None = None,
 ) -> OtaResult:
     """Verify ``image``, connect to ``target`` and flash it; return once the device runs it.
@@ -602,10 +599,10 @@ async def update_firmware(
         if attempt == 1 and isinstance(target, DualTetraXClient):
             client, own_client = target, False
         else:
-            client, own_client = (
-                DualTetraXClient(retry_target, timeout=connect_timeout, backends=retry_backends),
-                True,
+            client = DualTetraXClient(
+                retry_target, timeout=connect_timeout, scan_timeout=scan_timeout, backends=retry_backends
             )
+            own_client = True
         if on_progress is not None:
             on_progress(OtaProgress(OtaPhase.CONNECTING, 0, firmware.size, time.monotonic() - started))
         transfer: OtaTransfer | None = None

@@ -17,9 +17,7 @@ from dualtetrax.ble.errors import BluetoothUnavailableError, DeviceNotFoundError
 
 #: Advertised names are ``DualTetraX-XXXX`` (XXXX = last two bytes of the MAC address).
 NAME_PREFIX = "DualTetraX-"
-_ADDRESS = re.compile(
-    r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$"
-)
+_ADDRESS = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 
 
 def looks_like_address(text: str) -> bool:
@@ -57,9 +55,7 @@ def _backend_args(backends: BleBackends) -> BleakScanner.ExtraArgs:
 
 
 def _unavailable(error: BaseException) -> BluetoothUnavailableError:
-    return BluetoothUnavailableError(
-        f"Bluetooth is not available on this computer ({type(error).__name__}: {error})."
-    )
+    return BluetoothUnavailableError(f"Bluetooth is not available on this computer ({type(error).__name__}: {error}).")
 
 
 async def scan(
@@ -119,20 +115,14 @@ async def find_device(
 
     try:
         async with asyncio.timeout(timeout_s + 5.0):  # bleak's own timeout is the primary one
-            device = await BleakScanner.find_device_by_filter(
-                remember, timeout=timeout_s, **_backend_args(backends)
-            )
+            device = await BleakScanner.find_device_by_filter(remember, timeout=timeout_s, **_backend_args(backends))
     except (BleakBluetoothNotAvailableError, FileNotFoundError, PermissionError) as error:
         raise _unavailable(error) from error
     except TimeoutError:
         device = None
     if device is None or not result:
         what = (
-            f"address {address}"
-            if address
-            else f"name {name!r}"
-            if name
-            else f"a name starting with {name_prefix!r}"
+            f"address {address}" if address else f"name {name!r}" if name else f"a name starting with {name_prefix!r}"
         )
         raise DeviceNotFoundError(f"No DualTetraX with {what} was seen within {timeout_s:g} s.")
     return result[-1]

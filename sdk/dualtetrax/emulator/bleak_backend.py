@@ -70,9 +70,7 @@ def _bleak_uuid(value: core.UUID) -> str:
 async def _make_central(link: EmulatedLink) -> tuple[Device, EmulatedController]:
     address = _central_address()
     controller = EmulatedController(f"central-{address}", link=link, address=address)
-    device = Device(
-        name="dtx-central", address=Address(address), host=Host(controller, AsyncPipeSink(controller))
-    )
+    device = Device(name="dtx-central", address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
     await device.power_on()
     return device, controller
 
@@ -128,9 +126,7 @@ class BumbleBleakClient(BaseBleakClient):
     def _link(self) -> EmulatedLink:
         link = type(self).link
         if link is None:
-            raise BleakError(
-                "BumbleBleakClient is not bound to an emulator link; use EmulatorWorld.client_backend"
-            )
+            raise BleakError("BumbleBleakClient is not bound to an emulator link; use EmulatorWorld.client_backend")
         return link
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
@@ -144,6 +140,7 @@ class BumbleBleakClient(BaseBleakClient):
         if link.find_le_controller(peer_address) is None:
             raise BleakDeviceNotFoundError(self.address, f"Device with address {self.address} was not found.")
         timeout = kwargs.get("timeout", self._timeout)
+        self._closing = False
         self._device, self._controller = await _make_central(link)
         try:
             async with asyncio.timeout(timeout):
@@ -255,9 +252,7 @@ class BumbleBleakClient(BaseBleakClient):
         peer = self._require_peer()
         return bytearray(await self._guard(peer.read_value(descriptor.obj)))
 
-    async def write_gatt_char(
-        self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool
-    ) -> None:
+    async def write_gatt_char(self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool) -> None:
         peer = self._require_peer()
         value = bytes(data)
         if response:
@@ -369,9 +364,7 @@ class BumbleBleakScanner(BaseBleakScanner):
     async def start(self) -> None:
         link = type(self).link
         if link is None:
-            raise BleakError(
-                "BumbleBleakScanner is not bound to an emulator link; use EmulatorWorld.scanner_backend"
-            )
+            raise BleakError("BumbleBleakScanner is not bound to an emulator link; use EmulatorWorld.scanner_backend")
         self.seen_devices = {}
         self._device, self._controller = await _make_central(link)
         self._device.on(self._device.EVENT_ADVERTISEMENT, self._on_advertisement)

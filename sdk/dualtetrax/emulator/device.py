@@ -173,6 +173,10 @@ class EmulatedDualTetraX:
         self.applied_image: bytes | None = None
         self.events: list[str] = []
         self.reboots = 0
+        self.largest_data_write = 0
+        """Largest OTA data write seen (bytes of the attribute value)."""
+        self.status_reads = 0
+        """Reads of the OTA Status characteristic (a client falling back from a lost notification)."""
         self.connections: list[Connection] = []
 
         self._ota: _OtaSession | None = None
@@ -293,9 +297,7 @@ class EmulatedDualTetraX:
         self._advertising.clear()
         self.connections.append(connection)
         self._log(f"connected {connection.peer_address.to_string(False)}")
-        connection.on(
-            connection.EVENT_DISCONNECTION, lambda reason: self._on_disconnection(connection, reason)
-        )
+        connection.on(connection.EVENT_DISCONNECTION, lambda reason: self._on_disconnection(connection, reason))
 
     def _on_disconnection(self, connection: Connection, reason: int) -> None:
         if connection in self.connections:
@@ -317,9 +319,7 @@ class EmulatedDualTetraX:
             read: Callable[[Connection], bytes] | None = None,
             write: Callable[[Connection, bytes], None] | None = None,
         ) -> Characteristic[Any]:
-            permissions = (Characteristic.READABLE if read else 0) | (
-                Characteristic.WRITEABLE if write else 0
-            )
+            permissions = (Characteristic.READABLE if read else 0) | (Characteristic.WRITEABLE if write else 0)
             value: Any = CharacteristicValue(read=read, write=write) if (read or write) else b""
             made: Characteristic[Any] = Characteristic(
                 _gatt_uuid(uuid_text), properties, Characteristic.Permissions(permissions), value
@@ -370,10 +370,8 @@ class EmulatedDualTetraX:
             Service(
                 _gatt_uuid(uuids.OTA_SERVICE),
                 [
-                    characteristic(
-                        uuids.OTA_CONTROL, Characteristic.Properties.WRITE, write=self._on_ota_control
-                    ),
-                    characteristic(uuids.OTA_STATUS, read_notify, read=lambda _c: self.ota_status.encode()),
+                    characteristic(uuids.OTA_CONTROL, Characteristic.Properties.WRITE, write=self._on_ota_control),
+                    characteristic(uuids.OTA_STATUS, read_notify, read=self._read_ota_status),
                     characteristic(
                         uuids.OTA_DATA,
                         Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
@@ -587,7 +585,12 @@ class EmulatedDualTetraX:
         self._ota = _OtaSession(command.firmware_size, command.chunk_count, bytearray(command.firmware_size))
         self._set_ota(OtaState.DOWNLOADING, progress=0)
 
+    def _read_ota_status(self, _connection: Connection) -> bytes:
+        self.status_reads += 1
+        return dataclasses.replace(self.ota_status, battery_percent=self.battery_percent).encode()
+
     def _on_ota_data(self, connection: Connection, value: bytes) -> None:
+        self.largest_data_write = max(self.largest_data_write, len(value))
         session = self._ota
         if session is None:
             return  # not receiving: the real firmware ignores stray chunks
@@ -611,10 +614,7 @@ class EmulatedDualTetraX:
         before = session.received
         session.received += len(payload)
         faults = self.faults
-        if (
-            faults.battery_drop_after_bytes is not None
-            and before < faults.battery_drop_after_bytes <= session.received
-        ):
+        if faults.battery_drop_after_bytes is not None and before < faults.battery_drop_after_bytes <= session.received:
             self.set_status(battery_percent=faults.battery_drop_to)
             if self.battery_percent <= ABORT_BATTERY_PERCENT:
                 self._ota_fail(OtaErrorCode.BATTERY_DROPPED, f"battery fell to {self.battery_percent} %")
@@ -685,9 +685,7 @@ class EmulatedDualTetraX:
             for connection in list(self.connections):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(
-                        connection.disconnect(
-                            HCI_ErrorCode.REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR
-                        ),
+                        connection.disconnect(HCI_ErrorCode.REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR),
                         1.0,
                     )
             await asyncio.sleep(self.faults.reboot_delay_s)

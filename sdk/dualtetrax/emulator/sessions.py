@@ -21,9 +21,7 @@ def sample_sessions(count: int = 3, *, now_ms: int | None = None, seed: int = 7)
         pause = rng.choice([0, 0, 15, 40])
         start_ms = now_ms - (count - index) * 86_400_000 + rng.randrange(3_600_000)
         start_mv = rng.randrange(3900, 4200)
-        samples = tuple(
-            BatteryPoint(60 * minute, start_mv - 12 * minute) for minute in range(working // 60 + 1)
-        )
+        samples = tuple(BatteryPoint(60 * minute, start_mv - 12 * minute) for minute in range(working // 60 + 1))
         sessions.append(
             SessionRecord(
                 session_id=uuid.UUID(int=rng.getrandbits(128), version=4),

@@ -10,9 +10,7 @@ from __future__ import annotations
 class FirmwareImageError(ValueError):
     """The file is not a flashable DualTetraX (ESP32-S3) application image."""
 
-    hint = (
-        "Use the .bin application image produced by the firmware build (not the ELF or a merged flash dump)."
-    )
+    hint = "Use the .bin application image produced by the firmware build (not the ELF or a merged flash dump)."
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.detail = message

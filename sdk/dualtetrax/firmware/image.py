@@ -162,9 +162,7 @@ def inspect_image(
     """
     data = bytes(data)
     if len(data) > max_size:
-        raise ImageTooLargeError(
-            f"The image is {len(data)} bytes; the device's OTA partition holds {max_size} bytes."
-        )
+        raise ImageTooLargeError(f"The image is {len(data)} bytes; the device's OTA partition holds {max_size} bytes.")
     sha256 = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None:
         wanted = expected_sha256.strip().lower()
@@ -185,9 +183,7 @@ def inspect_image(
             f"(chip id {chip_id})."
         )
     if data[23] not in (0, 1):
-        raise MalformedImageError(
-            f"The header's hash-appended flag is 0x{data[23]:02X}; only 0 or 1 are valid."
-        )
+        raise MalformedImageError(f"The header's hash-appended flag is 0x{data[23]:02X}; only 0 or 1 are valid.")
     if problem := _walk_segments(data):
         raise problem
 
@@ -228,8 +224,7 @@ def inspect_image(
         stored_digest = bytes(parsed.stored_digest)
         if len(stored_digest) < DIGEST_SIZE:
             raise TruncatedImageError(
-                f"The header says a SHA-256 is appended, but only {len(stored_digest)} of its 32 bytes are "
-                "in the file."
+                f"The header says a SHA-256 is appended, but only {len(stored_digest)} of its 32 bytes are in the file."
             )
         if stored_digest != bytes(parsed.calc_digest):
             raise DigestMismatchError(
@@ -270,9 +265,5 @@ def load_image(
     file = Path(path)
     size = file.stat().st_size
     if size > max_size:
-        raise ImageTooLargeError(
-            f"{file} is {size} bytes; the device's OTA partition holds {max_size} bytes."
-        )
-    return inspect_image(
-        file.read_bytes(), expected_sha256=expected_sha256, chip_id=chip_id, max_size=max_size
-    )
+        raise ImageTooLargeError(f"{file} is {size} bytes; the device's OTA partition holds {max_size} bytes.")
+    return inspect_image(file.read_bytes(), expected_sha256=expected_sha256, chip_id=chip_id, max_size=max_size)

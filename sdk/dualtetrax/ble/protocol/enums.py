@@ -301,9 +301,7 @@ class OtaState(enum.IntEnum):
 
     @property
     def label(self) -> str:
-        return {0: "idle", 1: "receiving", 2: "validating", 3: "applying", 4: "success", 5: "error"}[
-            self.value
-        ]
+        return {0: "idle", 1: "receiving", 2: "validating", 3: "applying", 4: "success", 5: "error"}[self.value]
 
 
 class OtaErrorCode(enum.IntEnum):

@@ -46,9 +46,7 @@ def decode_frame(data: bytes | bytearray) -> Frame:
     """Parse one frame; raise a :class:`~dualtetrax.ble.errors.MalformedFrameError` subclass if broken."""
     data = bytes(data)
     if len(data) < MIN_FRAME_SIZE:
-        raise FrameTooShortError(
-            f"A frame needs at least {MIN_FRAME_SIZE} bytes, got {len(data)}: {data.hex()}."
-        )
+        raise FrameTooShortError(f"A frame needs at least {MIN_FRAME_SIZE} bytes, got {len(data)}: {data.hex()}.")
     message_type, length = struct.unpack_from("<BH", data)
     expected = HEADER_SIZE + length + CHECK_SIZE
     if len(data) != expected:

@@ -104,9 +104,7 @@ class StatusUpdate(Message):
     @classmethod
     def decode_payload(cls, payload: bytes) -> StatusUpdate:
         _need(payload, STATUS_UPDATE_SIZE, "STATUS_UPDATE")
-        shot, mode, level, state, mv, battery, warnings, elapsed, flags, reserved = _STATUS.unpack_from(
-            payload
-        )
+        shot, mode, level, state, mv, battery, warnings, elapsed, flags, reserved = _STATUS.unpack_from(payload)
         return cls(
             shot=ShotType.from_code(shot),
             mode=DeviceMode.from_code(mode),
@@ -222,9 +220,7 @@ class SessionEnded(Message):
     @classmethod
     def decode_payload(cls, payload: bytes) -> SessionEnded:
         _need(payload, SESSION_END_SIZE, "SESSION_END")
-        end, working, pause, count, reason, completion, mv, samples = struct.unpack_from(
-            "<QHHBBBHB", payload, 16
-        )
+        end, working, pause, count, reason, completion, mv, samples = struct.unpack_from("<QHHBBBHB", payload, 16)
         return cls(
             session_id=uuid.UUID(bytes=payload[:16]),
             end_time_ms=end,
@@ -435,9 +431,7 @@ class GetSessionsResponse(Response):
             raise MalformedPayloadError(
                 f"GET_SESSIONS response carries {len(body)} summary bytes, not a multiple of {SUMMARY_SIZE}."
             )
-        sessions = tuple(
-            SessionSummary.decode(body[i : i + SUMMARY_SIZE]) for i in range(0, len(body), SUMMARY_SIZE)
-        )
+        sessions = tuple(SessionSummary.decode(body[i : i + SUMMARY_SIZE]) for i in range(0, len(body), SUMMARY_SIZE))
         return cls(status, total, sessions)
 
 

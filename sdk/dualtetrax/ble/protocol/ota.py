@@ -33,8 +33,7 @@ def chunk_payload_size(max_write_without_response_size: int) -> int:
     payload = min(max_write_without_response_size, MAX_ATTRIBUTE_VALUE_SIZE) - CHUNK_HEADER_SIZE
     if payload < 1:
         raise ValueError(
-            f"a write-without-response size of {max_write_without_response_size} bytes leaves no room "
-            "for firmware data"
+            f"a write-without-response size of {max_write_without_response_size} bytes leaves no room for firmware data"
         )
     return payload
 
@@ -115,9 +114,7 @@ class OtaStatus:
         """Strict: exactly the 4 documented bytes (trailing bytes are tolerated for newer firmware)."""
         data = bytes(data)
         if len(data) < STATUS_SIZE:
-            raise MalformedPayloadError(
-                f"An OTA status is {STATUS_SIZE} bytes, got {len(data)}: {data.hex()}."
-            )
+            raise MalformedPayloadError(f"An OTA status is {STATUS_SIZE} bytes, got {len(data)}: {data.hex()}.")
         state, error, progress, battery = data[:STATUS_SIZE]
         if state not in OtaState._value2member_map_:
             raise MalformedPayloadError(f"Unknown OTA state {state}.")

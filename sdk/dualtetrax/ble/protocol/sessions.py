@@ -209,8 +209,7 @@ class SessionRecord:
         expected = RECORD_SIZE + sample_count * BATTERY_POINT_SIZE
         if len(data) != expected:
             raise MalformedPayloadError(
-                f"The record announces {sample_count} battery samples ({expected} bytes) but {len(data)} "
-                "bytes arrived."
+                f"The record announces {sample_count} battery samples ({expected} bytes) but {len(data)} bytes arrived."
             )
         samples = tuple(
             BatteryPoint(*struct.unpack_from("<HH", data, RECORD_SIZE + i * BATTERY_POINT_SIZE))
@@ -257,7 +256,5 @@ class SessionRecord:
             "completion_percent": self.completion_percent,
             "start_battery_mv": self.start_battery_mv,
             "end_battery_mv": self.end_battery_mv or None,
-            "battery_samples": [
-                {"elapsed_s": s.elapsed_s, "voltage_mv": s.voltage_mv} for s in self.battery_samples
-            ],
+            "battery_samples": [{"elapsed_s": s.elapsed_s, "voltage_mv": s.voltage_mv} for s in self.battery_samples],
         }

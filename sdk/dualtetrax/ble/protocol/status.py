@@ -133,7 +133,5 @@ class LegacyStatusAssembler:
         return self._status
 
     def apply(self, characteristic_uuid: str, data: bytes | bytearray) -> DeviceStatus:
-        self._status = dataclasses.replace(
-            self._status, **decode_legacy_characteristic(characteristic_uuid, data)
-        )
+        self._status = dataclasses.replace(self._status, **decode_legacy_characteristic(characteristic_uuid, data))
         return self._status
