@@ -355,6 +355,14 @@ begin
             from pg_temp.upload_items i,
                  jsonb_array_elements(i.item -> 'battery_samples') with ordinality as e(x, n)
            where i.problem is null and jsonb_typeof(i.item -> 'battery_samples') = 'array'
+             -- fast pre-check in C: only items with a suspicious sample are examined sample by sample
+             -- (.type() never unwraps arrays in lax mode; a missing key compares false)
+             and jsonb_path_exists(i.item -> 'battery_samples',
+                   'lax $[*] ? (@.type() != "object" || !(@.elapsed_seconds.type() == "number")
+                               || !(@.voltage_mv.type() == "number")
+                               || !(@.elapsed_seconds >= 0 && @.elapsed_seconds <= 86400
+                                    && @.elapsed_seconds == @.elapsed_seconds.floor())
+                               || !(@.voltage_mv >= 0 && @.voltage_mv <= 5000 && @.voltage_mv == @.voltage_mv.floor()))')
              and (jsonb_typeof(e.x) <> 'object'
                   or private.int_problem(e.x, 'elapsed_seconds', 0, 86400, true) is not null
                   or private.int_problem(e.x, 'voltage_mv', 0, 5000, true) is not null)
