@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import itertools
 import logging
 import time
 import uuid
@@ -420,6 +421,30 @@ class EmulatedDualTetraX:
         else:
             self._notify(uuids.COMM_TX, self._status_update().encode())
         return self.status
+
+    def start_demo_activity(self, interval_s: float = 1.0) -> None:
+        """Make the device look used: a treatment that runs, pauses and changes mode, with the
+        battery slowly draining — status notifications for tools that show live status."""
+        self._spawn(self._demo_activity(interval_s))
+
+    async def _demo_activity(self, interval_s: float) -> None:
+        modes = [DeviceMode.GLOW, DeviceMode.TONEUP, DeviceMode.CLEAN, DeviceMode.LIFT, DeviceMode.LED_MODE]
+        elapsed = 0
+        for step in itertools.count(1):
+            await asyncio.sleep(interval_s)
+            mode = modes[(step // 6) % len(modes)]
+            pausing = step % 6 == 5
+            if not pausing:
+                elapsed += round(interval_s)
+            self.set_status(
+                shot=mode.shot,
+                mode=mode,
+                level=DeviceLevel((step // 3) % 3 + 1),
+                working_state=WorkingState.PAUSE if pausing else WorkingState.WORKING,
+                elapsed_s=elapsed,
+                session_active=True,
+                battery_percent=max(5, self.battery_percent - (1 if step % 4 == 0 else 0)),
+            )
 
     def _legacy_value_for(self, characteristic_uuid: str, _connection: Connection) -> bytes:
         return encode_legacy_characteristics(self.status)[characteristic_uuid]

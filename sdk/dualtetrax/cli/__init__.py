@@ -1,0 +1,41 @@
+"""``dtx`` — the DualTetraX command line.
+
+The root group owns the global options (``--json``, ``--verbose``) and registers command
+groups from their own modules. Heavy dependencies (bleak, bumble, esptool, rich) are
+imported inside commands, so ``dtx --help`` stays fast. To add a group, write a module
+exposing a ``click.Group`` and register it below.
+"""
+
+from __future__ import annotations
+
+import click
+
+from dualtetrax import __version__
+from dualtetrax.cli.ble import ble
+from dualtetrax.cli.emulator import emulator
+from dualtetrax.cli.exit_codes import ExitCode
+from dualtetrax.cli.ota import ota
+from dualtetrax.cli.runtime import CliState
+
+EPILOG = (
+    "Exit codes: 0 ok, 1 error, 2 usage, 3 device not found, 4 connection failed or dropped, "
+    "5 timeout, 6 invalid firmware image, 7 refused by the device (e.g. low battery), "
+    "8 update failed on the device, 9 Bluetooth unavailable, 130 cancelled."
+)
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output on stdout.")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of failures.")
+@click.version_option(__version__, prog_name="dtx")
+@click.pass_context
+def main(ctx: click.Context, as_json: bool, verbose: bool) -> None:
+    """Tools for DualTetraX devices: BLE status and sessions, firmware updates, an emulator."""
+    ctx.obj = CliState(json=as_json, verbose=verbose)
+
+
+main.add_command(ble)
+main.add_command(ota)
+main.add_command(emulator)
+
+__all__ = ["ExitCode", "main"]
