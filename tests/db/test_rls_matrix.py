@@ -143,6 +143,11 @@ P = {
         insert="insert into notifications (user_id, kind, title) values ({owner}, 'system', 'spoof')",
         update="update notifications set read_at = now() where id = {notification} returning 1",
         delete="delete from notifications where id = {notification} returning 1"),
+    "jobs": Probe(
+        select="select 1 from jobs",
+        insert="insert into jobs (kind) values ('probe')",
+        update="update jobs set attempts = 0 returning 1",
+        delete="delete from jobs returning 1"),
     "announcements": Probe(
         select="select 1 from announcements where id = {draft}",
         insert="insert into announcements (title, body) values ('t', 'b')",
@@ -217,6 +222,11 @@ EXPECTED: dict[str, dict[str, tuple[Any, Any, Any, Any, Any]]] = {
         "insert": (D, D, D, D, "ok"),
         "update": (D, 1, 0, 0, 1),
         "delete": (D, 1, 0, 0, 1)},
+    "jobs": {
+        "select": (D, D, D, D, D),
+        "insert": (D, D, D, D, D),
+        "update": (D, D, D, D, D),
+        "delete": (D, D, D, D, D)},
     "announcements": {
         "select": (D, 0, 0, 1, 1),
         "insert": (D, D, D, "ok", "ok"),
