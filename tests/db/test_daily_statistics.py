@@ -45,7 +45,9 @@ class Session:
         return {"id": self.id, "shot_type": self.shot_type, "device_mode": self.device_mode, "level": self.level,
                 "start_time": self.start.isoformat(), "working_duration": self.working,
                 "pause_duration": self.pause, "had_temperature_warning": self.temp_warning,
-                "had_battery_warning": self.battery_warning, "time_synced": self.time_synced}
+                "had_battery_warning": self.battery_warning, "time_synced": self.time_synced,
+                # seed.sql fills in battery curves from battery_start_mv for every session that has none
+                "battery_start_mv": 4100}
 
 
 @st.composite
@@ -175,7 +177,8 @@ def test_day_row_shape_and_removal_when_emptied(api: PostgrestSession, db: Conn,
     dev = api.rpc(me, "register_device", serial_number=f"DTX-{uuid.uuid4().hex[:12]}")["id"]
     # 23:30 UTC on the 9th is 08:30 on the 10th in Seoul
     a = {"id": str(uuid.uuid4()), "shot_type": 1, "device_mode": 18, "level": 3, "start_time": "2026-03-09T23:30:00Z",
-         "working_duration": 300, "pause_duration": 10, "had_battery_warning": True}
+         "working_duration": 300, "pause_duration": 10, "had_battery_warning": True,
+         "battery_start_mv": 4100}
     b = {**a, "id": str(uuid.uuid4()), "device_mode": 17, "level": 1, "working_duration": 120, "had_battery_warning": False,
          "start_time": "2026-03-10T01:00:00Z", "time_synced": False}
     api.rpc(me, "upload_sessions", device_id=dev, sessions=[a, b])
@@ -197,7 +200,8 @@ def test_timezone_change_moves_sessions_between_days(api: PostgrestSession, db: 
     uid = make_user(meta={"timezone": "UTC"})
     me = user(uid)
     dev = api.rpc(me, "register_device", serial_number=f"DTX-{uuid.uuid4().hex[:12]}")["id"]
-    item = {"id": str(uuid.uuid4()), "shot_type": 2, "device_mode": 33, "level": 2, "start_time": "2026-03-09T20:00:00Z"}
+    item = {"id": str(uuid.uuid4()), "shot_type": 2, "device_mode": 33, "level": 2, "start_time": "2026-03-09T20:00:00Z",
+            "battery_start_mv": 4100}
     api.rpc(me, "upload_sessions", device_id=dev, sessions=[item])
     drain(db)
     days = "select stat_date from daily_statistics where user_id = %s"
@@ -214,6 +218,7 @@ def test_stats_marks_notify_the_worker_channel(stack: Any, api: PostgrestSession
     with psycopg.connect(stack.dsn(), autocommit=True) as listener:
         listener.execute("listen dtx_jobs")
         api.rpc(me, "upload_sessions", device_id=dev, sessions=[
-            {"id": str(uuid.uuid4()), "shot_type": 0, "device_mode": 1, "level": 1, "start_time": "2026-03-09T20:00:00Z"}])
+            {"id": str(uuid.uuid4()), "shot_type": 0, "device_mode": 1, "level": 1, "start_time": "2026-03-09T20:00:00Z",
+             "battery_start_mv": 4100}])
         got = next(listener.notifies(timeout=5))
     assert got.payload == "stats"
