@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -452,7 +452,7 @@ class DualTetraXClient:
             if queue.get_nowait() is _DISCONNECTED:
                 raise DeviceDisconnectedError(f"{self.address} disconnected.")
 
-    async def status_updates(self) -> AsyncIterator[DeviceStatus]:
+    async def status_updates(self) -> AsyncGenerator[DeviceStatus, None]:
         """Live status: yields the current status, then every change, until the link drops
         (then raises :class:`~dualtetrax.ble.errors.DeviceDisconnectedError`)."""
         queue: asyncio.Queue[object] = asyncio.Queue()
@@ -502,7 +502,7 @@ class DualTetraXClient:
         for queue in self._message_queues:
             queue.put_nowait(message)
 
-    async def messages(self) -> AsyncIterator[Message]:
+    async def messages(self) -> AsyncGenerator[Message, None]:
         """Unsolicited generation-2 messages (STATUS_UPDATE, SESSION_START, SESSION_END,
         BATTERY_SAMPLE) as they arrive, until the link drops."""
         await self._ensure_comm()

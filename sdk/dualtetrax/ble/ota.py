@@ -112,24 +112,22 @@ def _normalise_version(version: str | None) -> str:
 
 
 def _device_error(status: OtaStatus, phase: OtaPhase, bytes_sent: int) -> OtaError:
+    """The typed error for an ERROR status the device reported."""
     code = status.error
     message = (
         f"The device reported an error while {phase.value.replace('_', ' ')}: {code.message} "
         f"(error {code.value}, battery {status.battery_percent} %)."
     )
-    kwargs = {
-        "phase": phase.value,
-        "bytes_sent": bytes_sent,
-        "device_state": status.state,
-        "device_error": code,
-    }
+    kind: type[OtaError]
     if code in (OtaErrorCode.LOW_BATTERY, OtaErrorCode.BATTERY_DROPPED):
-        return OtaLowBatteryError(message, **kwargs)  # type: ignore[arg-type]
-    if code in (OtaErrorCode.INVALID_IMAGE, OtaErrorCode.CHECKSUM_FAILED):
-        return OtaValidationFailedError(message, **kwargs)  # type: ignore[arg-type]
-    if code is OtaErrorCode.SIZE_EXCEEDED:
-        return OtaRejectedError(message, **kwargs)  # type: ignore[arg-type]
-    return OtaTransferFailedError(message, **kwargs)  # type: ignore[arg-type]
+        kind = OtaLowBatteryError
+    elif code in (OtaErrorCode.INVALID_IMAGE, OtaErrorCode.CHECKSUM_FAILED):
+        kind = OtaValidationFailedError
+    elif code is OtaErrorCode.SIZE_EXCEEDED:
+        kind = OtaRejectedError
+    else:
+        kind = OtaTransferFailedError
+    return kind(message, phase=phase.value, bytes_sent=bytes_sent, device_state=status.state, device_error=code)
 
 
 class OtaTransfer:

@@ -64,7 +64,6 @@ def scan(ctx: click.Context, timeout_s: float, show_all: bool, as_json: bool, em
     if not devices:
         click.echo(f"No DualTetraX found within {timeout_s:g} s.", err=True)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("Address", "Name", "RSSI")
@@ -72,7 +71,7 @@ def scan(ctx: click.Context, timeout_s: float, show_all: bool, as_json: bool, em
         table.add_row(
             device["address"], device["name"] or "", "" if device["rssi"] is None else f"{device['rssi']} dBm"
         )
-    Console().print(table)
+    console().print(table)
 
 
 @ble.command()
@@ -175,26 +174,37 @@ def sessions(
     if not records:
         click.echo("No stored sessions.", err=True)
         return
-    from rich.console import Console
+    from rich import box
     from rich.table import Table
 
-    table = Table("Session", "Start", "Shot", "Mode", "Level", "Working", "Pause", "End reason", "Battery mV")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("Session", "Start", "Mode", "Working", "Pause", "Ended by", "Battery mV"):
+        table.add_column(header, no_wrap=True)
     for record in records:
-        start = datetime.fromisoformat(record["start_time"]).astimezone().strftime("%Y-%m-%d %H:%M")
+        start = datetime.fromisoformat(record["start_time"]).astimezone().strftime("%m-%d %H:%M")
+        working, pause = divmod(record["working_duration_s"], 60), divmod(record["pause_duration_s"], 60)
+        end_mv = record["end_battery_mv"] or "?"
         table.add_row(
             record["id"][:8],
             start,
-            record["shot"],
-            record["mode_name"],
-            str(record["level"]),
-            f"{record['working_duration_s']} s",
-            f"{record['pause_duration_s']} s",
+            f"{record['mode_name']} L{record['level']}",
+            f"{working[0]}:{working[1]:02d}",
+            f"{pause[0]}:{pause[1]:02d}",
             record["termination_reason"].replace("_", " "),
-            f"{record['start_battery_mv']}→{record['end_battery_mv'] or '?'}",
+            f"{record['start_battery_mv']}→{end_mv}",
         )
-    Console().print(table)
+    console().print(table)
     if confirm:
         click.echo(f"Confirmed {len(records)} session(s) on the device.")
+
+
+def console() -> Any:
+    """A rich console; when output is not a terminal, wide enough for the tables."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=120)
 
 
 def _json_line(payload: dict[str, Any]) -> str:
@@ -213,7 +223,6 @@ def _status_line(status: dict[str, Any]) -> str:
 
 
 def _print_status(info: dict[str, Any], status: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(show_header=False, box=None)
@@ -229,4 +238,4 @@ def _print_status(info: dict[str, Any], status: dict[str, Any]) -> None:
         battery += f" ({status['battery_mv']} mV)"
     table.add_row("Battery", f"{battery}, {status['battery_state']}" + (", charging" if status["is_charging"] else ""))
     table.add_row("Warnings", ", ".join(status["warnings"]) or "none")
-    Console().print(table)
+    console().print(table)
