@@ -53,7 +53,8 @@ cross join lateral (select h % 3 as shot,
                            case when h % 4 = 0 then 30 + h % 60 else 0 end as pause,
                            (date_trunc('day', now() - make_interval(days => day)) + make_interval(hours => 7 + 12 * (slot - 1) + h % 3,
                              mins => h % 60)) as start_at) as s
-where d.owner_id <> md5('demo-user-admin@dualtetrax.test')::uuid
+where d.id in (select md5('demo-device-' || p.email || '-' || k)::uuid from public.profiles p, generate_series(1, 2) k
+                 where p.email like '%@example.test')
   and (slot = 1 and h % 6 <> 0 or slot = 2 and h % 3 = 0)
   and start_at < now()
 on conflict (id) do nothing;
@@ -61,6 +62,9 @@ on conflict (id) do nothing;
 insert into public.battery_samples (session_id, elapsed_seconds, voltage_mv)
 select s.id, array_agg(m * 60 order by m), array_agg(s.battery_start_mv - m * 25 order by m)
 from public.usage_sessions s, generate_series(0, s.working_duration / 60) as m
+where s.device_id in (select md5('demo-device-' || p.email || '-' || k)::uuid from public.profiles p, generate_series(1, 2) k
+                      where p.email like '%@example.test')
+  and s.battery_start_mv is not null
 group by s.id
 on conflict (session_id) do nothing;
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.stack import LocalStack
+
 from tests.conftest import MakeUser
 from tests.support.pgrest import Caller, PostgrestSession, user
 
@@ -25,3 +27,11 @@ def owner(api: PostgrestSession, make_user: MakeUser) -> Owner:
     serial = f"DTX-{uuid.uuid4().hex[:10].upper()}"
     dev: dict[str, Any] = api.rpc(me, "register_device", serial_number=serial)
     return Owner(uid, me, uuid.UUID(dev["id"]))
+
+
+@pytest.fixture(scope="session")
+def su_api(stack: LocalStack) -> Any:
+    """PostgREST-style requests on a superuser connection, so a request can first set `dtx.clock`."""
+    s = PostgrestSession(stack.dsn())
+    yield s
+    s.close()

@@ -35,6 +35,9 @@ class World:
     draft: uuid.UUID
     published: uuid.UUID
     audit_id: int
+    fw_published: uuid.UUID
+    fw_draft: uuid.UUID
+    rollout: uuid.UUID
 
     def caller(self, role: str) -> Caller:
         return {"anon": ANON, "service": SERVICE, "owner": user(self.owner), "other": user(self.other),
@@ -66,7 +69,30 @@ def world(api: PostgrestSession, make_user: MakeUser, db: psycopg.Connection) ->
     audit = db.execute("select max(id) as id from audit_log").fetchone()
     assert goal and notif and draft and published and audit
     return World(owner, other, admin, uuid.UUID(dev["id"]), uuid.UUID(item["id"]), uuid.UUID(t["id"]),
-                 goal["id"], notif["id"], draft["id"], published["id"], audit["id"])
+                 goal["id"], notif["id"], draft["id"], published["id"], audit["id"],
+                 *ota_world(db, uuid.UUID(dev["id"]), owner))
+
+
+def ota_world(db: psycopg.Connection, device: uuid.UUID, owner: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A published and a draft firmware of a private model, a live rollout, and the device's status/history."""
+    model = f"RLS{uuid.uuid4().hex[:8]}"
+    db.execute("update devices set model = %s where id = %s", (model, device))
+    ids = []
+    for v, code in (("1.1.0", 10100), ("1.2.0", 10200)):
+        row = db.execute("insert into firmware_versions (version, version_code, model, storage_path, size_bytes, sha256)"
+                         " values (%s, %s, %s, %s, 4096, repeat('a', 64)) returning id",
+                         (v, code, model, f"{model}/{v}.bin")).fetchone()
+        assert row is not None
+        ids.append(row["id"])
+    db.execute("update firmware_versions set status = 'published' where id = %s", (ids[0],))
+    r = db.execute("select (public.admin_create_rollout(%s, 'rls', 'all_at_once')).id", (ids[0],)).fetchone()
+    assert r is not None
+    db.execute("select public.admin_start_rollout(%s)", (r["id"],))
+    with db.transaction():
+        db.execute("select set_config('role', 'authenticated', true),"
+                   " set_config('request.jwt.claims', %s, true)", (f'{{"sub": "{owner}", "role": "authenticated"}}',))
+        db.execute("select public.ota_check_update(%s, '1.0.0')", (device,))
+    return ids[0], ids[1], r["id"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +169,35 @@ P = {
         insert="insert into notifications (user_id, kind, title) values ({owner}, 'system', 'spoof')",
         update="update notifications set read_at = now() where id = {notification} returning 1",
         delete="delete from notifications where id = {notification} returning 1"),
+    "firmware_versions": Probe(
+        select="select 1 from firmware_versions where id = {fw_published}",
+        insert="insert into firmware_versions (version, version_code, storage_path, size_bytes, sha256)"
+               " values ('9.9.9', 999999, 'x/9.9.9.bin', 4096, repeat('b', 64))",
+        update="update firmware_versions set changelog = 'pwned' where id = {fw_published} returning 1",
+        delete="delete from firmware_versions where id = {fw_draft} returning 1"),
+    "firmware_versions (draft)": Probe(
+        select="select 1 from firmware_versions where id = {fw_draft}",
+        insert="insert into firmware_versions (version, version_code, storage_path, size_bytes, sha256)"
+               " values ('9.9.8', 999998, 'x/9.9.8.bin', 4096, repeat('b', 64))",
+        update="update firmware_versions set changelog = 'x' where id = {fw_draft} returning 1",
+        delete="delete from firmware_versions where id = {fw_draft} returning 1"),
+    "firmware_rollouts": Probe(
+        select="select 1 from firmware_rollouts where id = {rollout}",
+        insert="insert into firmware_rollouts (firmware_version_id, name, strategy, model, channel)"
+               " values ({fw_published}, 'x', 'all_at_once', 'X', 'stable')",
+        update="update firmware_rollouts set name = 'x' where id = {rollout} returning 1",
+        delete="delete from firmware_rollouts where id = {rollout} returning 1"),
+    "device_firmware_status": Probe(
+        select="select 1 from device_firmware_status where device_id = {device}",
+        insert="insert into device_firmware_status (device_id) values ({device})",
+        update="update device_firmware_status set phase = 'succeeded' where device_id = {device} returning 1",
+        delete="delete from device_firmware_status where device_id = {device} returning 1",
+        before_insert="delete from device_firmware_status where device_id = {device}"),
+    "firmware_update_history": Probe(
+        select="select 1 from firmware_update_history where device_id = {device}",
+        insert="insert into firmware_update_history (device_id, to_version, phase) values ({device}, '1.1.0', 'succeeded')",
+        update="update firmware_update_history set phase = 'succeeded' where device_id = {device} returning 1",
+        delete="delete from firmware_update_history where device_id = {device} returning 1"),
     "jobs": Probe(
         select="select 1 from jobs",
         insert="insert into jobs (kind) values ('probe')",
@@ -222,6 +277,31 @@ EXPECTED: dict[str, dict[str, tuple[Any, Any, Any, Any, Any]]] = {
         "insert": (D, D, D, D, "ok"),
         "update": (D, 1, 0, 0, 1),
         "delete": (D, 1, 0, 0, 1)},
+    "firmware_versions": {
+        "select": (D, 1, 1, 1, 1),
+        "insert": (D, D, D, D, "ok"),
+        "update": (D, D, D, D, 1),
+        "delete": (D, D, D, D, 1)},
+    "firmware_versions (draft)": {
+        "select": (D, 0, 0, 1, 1),
+        "insert": (D, D, D, D, "ok"),
+        "update": (D, D, D, D, 1),
+        "delete": (D, D, D, D, 1)},
+    "firmware_rollouts": {
+        "select": (D, 0, 0, 1, 1),
+        "insert": (D, D, D, D, D),
+        "update": (D, D, D, D, D),
+        "delete": (D, D, D, D, D)},
+    "device_firmware_status": {
+        "select": (D, 1, 0, 1, 1),
+        "insert": (D, D, D, D, D),
+        "update": (D, D, D, D, D),
+        "delete": (D, D, D, D, D)},
+    "firmware_update_history": {
+        "select": (D, 1, 0, 1, 1),
+        "insert": (D, D, D, D, D),
+        "update": (D, D, D, D, D),
+        "delete": (D, D, D, D, D)},
     "jobs": {
         "select": (D, D, D, D, D),
         "insert": (D, D, D, D, D),
