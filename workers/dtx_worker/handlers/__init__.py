@@ -1,0 +1,10 @@
+"""Job handlers, one module per kind family; `HANDLERS` maps each kind to its handler."""
+
+from __future__ import annotations
+
+from dtx_worker.handlers.maintenance import prune_jobs
+from dtx_worker.jobs import Handler
+
+HANDLERS: dict[str, Handler] = {
+    "jobs.prune": prune_jobs,
+}

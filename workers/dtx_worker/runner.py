@@ -1,0 +1,76 @@
+"""`dtx-worker run`: one asyncio process with a connection pool, LISTEN wake-ups plus polling, the job
+executor, the statistics drain and housekeeping; SIGTERM/SIGINT stop it gracefully (exit 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from dtx_worker.config import WorkerSettings
+from dtx_worker.handlers import HANDLERS
+from dtx_worker.jobs import ExecutorLimits, JobExecutor
+from dtx_worker.maintenance import run_maintenance_loop
+from dtx_worker.stats import run_stats_loop
+from dtx_worker.wakeups import Wakeups, listen
+
+log = logging.getLogger("dtx_worker")
+
+
+def redacted(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{parts.username or ''}@{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+async def run_worker(settings: WorkerSettings) -> int:
+    stopping = asyncio.Event()
+    wakeups = Wakeups()
+    loop = asyncio.get_running_loop()
+
+    def stop(signame: str) -> None:
+        if not stopping.is_set():
+            log.info("stopping", extra={"signal": signame})
+        stopping.set()
+        wakeups.all()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig.name)
+
+    try:  # one clear error instead of the pool's retry loop when the database is unreachable
+        probe = await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=10)
+        await probe.close()
+    except psycopg.OperationalError as exc:
+        log.error("cannot reach the database; check DATABASE_URL (and run `make db` for the local stack)",
+                  extra={"database": redacted(settings.database_url), "error": str(exc).strip()})
+        return 1
+    pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=settings.pool_size, open=False,
+                               kwargs={"autocommit": True}, name="dtx-worker")
+    try:
+        await pool.open(wait=True, timeout=15)
+    except PoolTimeout:
+        log.error("cannot reach the database; check DATABASE_URL (and run `make db` for the local stack)",
+                  extra={"database": redacted(settings.database_url)})
+        return 1
+    listener = asyncio.create_task(listen(settings.database_url, wakeups, settings.poll_interval), name="listen")
+    executor = JobExecutor(pool, settings.worker_id, HANDLERS, ExecutorLimits(
+        concurrency=settings.concurrency, batch_size=settings.batch_size, lease_seconds=settings.lease_seconds,
+        poll_interval=settings.poll_interval, shutdown_grace=settings.shutdown_grace))
+    try:
+        log.info("worker ready", extra={"worker_id": settings.worker_id, "database": redacted(settings.database_url),
+                                        "kinds": sorted(HANDLERS)})
+        await asyncio.gather(
+            executor.run(wakeups.jobs, stopping),
+            run_stats_loop(pool, settings.stats_batch_size, wakeups.stats, stopping, settings.poll_interval),
+            run_maintenance_loop(pool, stopping, settings.poll_interval),
+        )
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await pool.close()
+    log.info("worker stopped", extra={"worker_id": settings.worker_id})
+    return 0
