@@ -290,3 +290,28 @@ async def test_task_cancellation_still_tells_the_device(world: EmulatorWorld, im
         await task
     assert "ota: cancelled" in device.events
     await flash_cleanly_afterwards(world, device, image)
+
+
+# ------------------------------------------------------------------ more knobs and shapes
+
+
+async def test_applying_timeout(world: EmulatorWorld, image: bytes) -> None:
+    device = await add_device(world, faults=Faults(apply_delay_s=1.5))
+    with pytest.raises(OtaTimeoutError, match="applying within 1 s") as raised:
+        await flash(world, device, image)
+    assert raised.value.phase == "applying" and raised.value.device_state is OtaState.UPGRADING
+
+
+async def test_a_link_that_always_drops_exhausts_the_retries(world: EmulatorWorld, image: bytes) -> None:
+    device = await add_device(world, faults=Faults(disconnect_after_bytes=6000, disconnect_every_time=True))
+    with pytest.raises(OtaDisconnectedError):
+        await flash(world, device, image, attempts=3)
+    assert sum(event.startswith("ota: START") for event in device.events) == 3
+    await flash_cleanly_afterwards(world, device, image)
+
+
+async def test_update_on_a_generation_1_device(world: EmulatorWorld, image: bytes) -> None:
+    from dualtetrax.ble.protocol import StatusGeneration
+
+    device = await add_device(world, generation=StatusGeneration.PER_CHARACTERISTIC)
+    assert (await flash(world, device, image)).verified

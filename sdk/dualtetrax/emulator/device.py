@@ -27,6 +27,7 @@ import itertools
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -191,6 +192,7 @@ class EmulatedDualTetraX:
         self._advertising = asyncio.Event()
         self._stopping = False
         self._notifier_task: asyncio.Task[None] | None = None
+        self._hci_tasks: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -235,7 +237,7 @@ class EmulatedDualTetraX:
                 await asyncio.wait_for(connection.disconnect(), 1.0)
         # Let in-flight HCI exchanges (e.g. advertising setup) finish: cancelling them mid-command
         # leaves bumble's host with a cancelled future that the controller's answer then hits.
-        busy = [task for task in self._tasks if task is not self._notifier_task]
+        busy = [task for task in self._tasks if task in self._hci_tasks]
         if busy:
             await asyncio.wait(busy, timeout=1.0)
         for task in list(self._tasks):
@@ -308,7 +310,7 @@ class EmulatedDualTetraX:
             self._ota = None  # a partial image is discarded with the link
             self.ota_status = OtaStatus(OtaState.IDLE, battery_percent=self.battery_percent)
         if not self._booting and not self._stopping and self._device is not None:
-            self._spawn(self._start_advertising())
+            self._hci_tasks.add(self._spawn(self._start_advertising()))
 
     # ------------------------------------------------------------------ GATT
 
@@ -651,11 +653,15 @@ class EmulatedDualTetraX:
         ):
             self._disconnect_fault_fired = True
             self._log(f"ota: dropping the link after {session.received} bytes (fault)")
-            self._spawn(connection.disconnect(HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR))
+            self._spawn(self._drop_link(connection))
             return
         progress = session.received * 100 // session.size
         if progress != self.ota_status.progress:
             self._set_ota(OtaState.DOWNLOADING, progress=progress)
+
+    async def _drop_link(self, connection: Connection) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(connection.disconnect(HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR), 1.0)
 
     def _ota_finish(self) -> None:
         session = self._ota
@@ -723,4 +729,6 @@ class EmulatedDualTetraX:
         finally:
             self._booting = False
         if self._device is not None and not self._stopping:
-            await self._start_advertising()
+            restart = self._spawn(self._start_advertising())
+            self._hci_tasks.add(restart)
+            await asyncio.shield(restart)  # stop() lets it finish rather than cut an HCI exchange
