@@ -149,6 +149,22 @@ async def test_lost_ready_notification_falls_back_to_reading_status(world: Emula
     assert result.verified and device.status_reads >= 2
 
 
+async def test_notify_only_status(world: EmulatorWorld, image: bytes) -> None:
+    device = await add_device(world, faults=Faults(status_not_readable=True))
+    assert (await flash(world, device, image)).verified
+    assert device.status_reads == 0
+
+
+async def test_lost_notification_that_cannot_be_read_back_times_out(world: EmulatorWorld, image: bytes) -> None:
+    device = await add_device(
+        world, faults=Faults(status_not_readable=True, drop_status=frozenset({OtaState.DOWNLOADING}))
+    )
+    with pytest.raises(OtaTimeoutError, match="report that it is receiving") as raised:
+        await flash(world, device, image)
+    assert raised.value.phase == "starting"
+    await assert_clean(world, device)
+
+
 async def test_lost_validation_notifications(world: EmulatorWorld, image: bytes) -> None:
     device = await add_device(
         world,

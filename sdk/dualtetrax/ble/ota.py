@@ -163,6 +163,7 @@ class OtaTransfer:
         self._device_percent: int | None = None
         self._rate = RateMeter()
         self._command_sent = False
+        self._status_readable = True
 
     # ------------------------------------------------------------------ control
 
@@ -209,9 +210,17 @@ class OtaTransfer:
         self._queue.put_nowait(_DISCONNECTED)
 
     async def _read_status(self) -> OtaStatus | None:
+        """Read the Status characteristic; ``None`` if it cannot be read (then only notifications count)."""
+        if not self._status_readable:
+            return None
         try:
             raw = await self.client.read_characteristic(uuids.OTA_STATUS, timeout_s=self.timeouts.command)
         except DeviceDisconnectedError:
+            return None
+        except (GattError, DeviceTimeoutError) as error:
+            logger.warning("reading the OTA status failed (%s); relying on notifications", error.detail)
+            if isinstance(error, GattError):
+                self._status_readable = False
             return None
         try:
             return OtaStatus.decode(raw)
@@ -257,14 +266,17 @@ class OtaTransfer:
                 if self.client.disconnected.is_set():
                     raise self._disconnected_error()
                 seen = status or last
-                if self._phase is OtaPhase.STARTING:
+                if self._phase is OtaPhase.STARTING and seen is not None and seen.state is OtaState.IDLE:
                     raise OtaRejectedError(
-                        f"The device acknowledged START but did not start receiving within {timeout_s:g} s "
-                        f"(status: {seen}).",
+                        f"The device acknowledged START but stayed idle for {timeout_s:g} s ({seen}).",
                         phase=self._phase.value,
+                        device_state=seen.state,
                     )
+                what = (
+                    "report that it is receiving" if self._phase is OtaPhase.STARTING else f"finish {self._phase.value}"
+                )
                 raise OtaTimeoutError(
-                    f"The device did not finish {self._phase.value} within {timeout_s:g} s (last status: {seen}).",
+                    f"The device did not {what} within {timeout_s:g} s (last status: {seen or 'none received'}).",
                     phase=self._phase.value,
                     bytes_sent=self._bytes_sent,
                     device_state=seen.state if seen is not None else None,
@@ -350,6 +362,7 @@ class OtaTransfer:
         for required in (uuids.OTA_CONTROL, uuids.OTA_STATUS, uuids.OTA_DATA):
             client.characteristic(required)  # UnsupportedDeviceError names what is missing
         data_characteristic = client.characteristic(uuids.OTA_DATA)
+        self._status_readable = "read" in client.characteristic(uuids.OTA_STATUS).properties
         try:
             previous_version = await client.read_firmware_revision()
         except DualTetraXBleError as error:
@@ -388,6 +401,8 @@ class OtaTransfer:
         count = chunk_count(image.size, payload_size)
         mtu = client.mtu
 
+        if self._cancel_requested:
+            raise OtaCancelledError("Update cancelled before it started.", phase=self._phase.value)
         self._emit(OtaPhase.STARTING, f"{count} chunks of {payload_size} bytes (MTU {mtu})")
         self._command_sent = True
         await self._command(StartCommand(image.size, count).encode(), "START")

@@ -374,7 +374,11 @@ class EmulatedDualTetraX:
                 _gatt_uuid(uuids.OTA_SERVICE),
                 [
                     characteristic(uuids.OTA_CONTROL, Characteristic.Properties.WRITE, write=self._on_ota_control),
-                    characteristic(uuids.OTA_STATUS, read_notify, read=self._read_ota_status),
+                    characteristic(
+                        uuids.OTA_STATUS,
+                        Characteristic.Properties.NOTIFY if self.faults.status_not_readable else read_notify,
+                        read=self._read_ota_status,
+                    ),
                     characteristic(
                         uuids.OTA_DATA,
                         Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
@@ -613,6 +617,8 @@ class EmulatedDualTetraX:
         self._set_ota(OtaState.DOWNLOADING, progress=0)
 
     def _read_ota_status(self, _connection: Connection) -> bytes:
+        if self.faults.status_not_readable:
+            raise att.ATT_Error(att.ATT_READ_NOT_PERMITTED_ERROR)
         self.status_reads += 1
         return dataclasses.replace(self.ota_status, battery_percent=self.battery_percent).encode()
 

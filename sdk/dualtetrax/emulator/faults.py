@@ -22,6 +22,8 @@ class Faults:
     """With ``disconnect_after_bytes``: drop every attempt, not only the first."""
     drop_status: frozenset[OtaState] = field(default_factory=frozenset)
     """OTA status notifications for these states are never sent (the value is still readable)."""
+    status_not_readable: bool = False
+    """The OTA Status characteristic is notify-only (read at start-up: set it before the device starts)."""
     status_delay_s: float = 0.0
     """Every OTA status notification leaves this much later than it should."""
     max_mtu: int | None = None
