@@ -134,6 +134,75 @@ def test_empty_payload_frame() -> None:
     assert decode_frame(bytes.fromhex("7f 00 00 7f")).payload == b""
 
 
+U = "00112233445566778899aabbccddeeff"  # SESSION as raw bytes, in order
+_RECORD_HEX = (
+    "03 000000"
+    + U  # version 3, reserved, uuid
+    + "00 c0 2c c8 99 01 00 00"  # start 1_760_000_000_000 ms
+    + "20 61 34 c8 99 01 00 00"  # end   1_760_000_500_000 ms
+    + "01 02 01 00"  # feature E-Shot, mode index 2, level index 1, led pattern 0
+    + "e0 01 14 00"  # working 480 s, pause 20 s
+    + "00 01 64 00"  # termination timeout_8min, pause count 1, completion 100 %, device sync 0
+    + "01 00 01 00"  # 1 battery sample, storage index 0, time synced, reserved
+    + "04 10 3c 0f"  # start 4100 mV, end 3900 mV
+    + "00 00 04 10"  # sample: 0 s, 4100 mV
+)
+
+
+def _payload(message: Message) -> bytes:
+    frame = message.encode()
+    check = 0
+    for byte in frame[:-1]:
+        check ^= byte
+    assert frame[-1] == check and int.from_bytes(frame[1:3], "little") == len(frame) - 4
+    return frame[3:-1]
+
+
+@pytest.mark.parametrize(
+    ("message", "payload_hex"),
+    [
+        (
+            SessionStarted(SESSION, ShotType.E_SHOT, DeviceMode.FIRM, DeviceLevel.LEVEL_2, 0, 4000),
+            U + "01 12 02 00 a0 0f 00 00",
+        ),
+        (
+            SessionEnded(SESSION, 1_760_000_500_000, 480, 20, 1, 0, 100, 3900, 9),
+            U + "20 61 34 c8 99 01 00 00 e0 01 14 00 01 00 64 3c 0f 09 00 00 00 00 00 00",
+        ),
+        (BatterySampleNotice(SESSION, 120, 3950, 1, 2), U + "78 00 6e 0f 01 02"),
+        (GetSessionDetailRequest(SESSION), U),
+        (DeleteSessionRequest(SESSION), U),
+        (
+            GetSessionsResponse(
+                ResponseStatus.SUCCESS,
+                2,
+                (SessionSummary(SESSION, 1_760_000_000_000, 480, ShotType.U_SHOT, 1, 0, SyncStatus.NOT_SYNCED),),
+            ),
+            "00 02 00" + U + "00 c0 2c c8 99 01 00 00 e0 01 00 01 00 00 00 00",
+        ),
+        (SessionDetailResponse(ResponseStatus.SUCCESS, None), "00"),
+        (ConfirmSyncResponse(ResponseStatus.NOT_FOUND), "04"),
+        (DeleteSessionResponse(ResponseStatus.SUCCESS), "00"),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Message) else "",
+)
+def test_known_payload_layouts(message: Message, payload_hex: str) -> None:
+    payload = bytes.fromhex(payload_hex)
+    assert _payload(message) == payload
+    frame = encode_frame(message.TYPE.value, payload)
+    if not isinstance(message, SessionDetailResponse):  # a success without a record is not decodable
+        assert decode_message(frame) == message
+
+
+def test_session_detail_known_vector() -> None:
+    record_bytes = bytes.fromhex(_RECORD_HEX)
+    assert len(record_bytes) == 56 + 4
+    decoded = decode_message(encode_frame(0x92, b"\x00" + record_bytes))
+    assert isinstance(decoded, SessionDetailResponse) and decoded.record == _record(samples=1)
+    assert decoded.record.battery_samples == (BatteryPoint(0, 4100),)
+    assert _payload(decoded) == b"\x00" + record_bytes
+
+
 # ------------------------------------------------------------------ malformed frames
 
 
