@@ -331,3 +331,28 @@ async def test_update_on_a_generation_1_device(world: EmulatorWorld, image: byte
 
     device = await add_device(world, generation=StatusGeneration.PER_CHARACTERISTIC)
     assert (await flash(world, device, image)).verified
+
+
+async def test_link_lost_during_validation_is_resolved_by_the_version(world: EmulatorWorld, image: bytes) -> None:
+    device = await add_device(world, faults=Faults(validation_delay_s=0.6))
+    dropped: list[asyncio.Task[None]] = []
+
+    def on_progress(event: OtaProgress) -> None:
+        if event.phase is OtaPhase.VALIDATING and not dropped:
+            dropped.append(asyncio.ensure_future(device.connections[0].disconnect()))
+
+    result = await flash(world, device, image, on_progress=on_progress)
+    assert dropped and result.verified and result.new_version == "1.1.0"
+
+
+async def test_link_lost_during_validation_of_a_bad_image(world: EmulatorWorld, image: bytes) -> None:
+    device = await add_device(world, faults=Faults(validation_delay_s=0.3, corrupt_received_byte=900))
+    dropped: list[asyncio.Task[None]] = []
+
+    def on_progress(event: OtaProgress) -> None:
+        if event.phase is OtaPhase.VALIDATING and not dropped:
+            dropped.append(asyncio.ensure_future(device.connections[0].disconnect()))
+
+    with pytest.raises(OtaValidationFailedError) as raised:
+        await flash(world, device, image, on_progress=on_progress)
+    assert raised.value.device_error is OtaErrorCode.CHECKSUM_FAILED

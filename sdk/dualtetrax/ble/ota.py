@@ -430,7 +430,12 @@ class OtaTransfer:
             new_version = await self._reconnect_and_read_version(wait_for_drop=False)
             verified = _normalise_version(new_version) == _normalise_version(image.version)
             if not verified:
-                raise
+                raise OtaDisconnectedError(
+                    f"The link dropped after every byte was delivered, and the device still runs {new_version!r} "
+                    f"(not {image.version!r}): it did not apply the update.",
+                    phase=OtaPhase.VALIDATING.value,
+                    bytes_sent=self._bytes_sent,
+                ) from None
         else:
             if self._verify_reboot:
                 self._emit(OtaPhase.REBOOTING, "update applied; waiting for the device to restart")
@@ -526,7 +531,23 @@ class OtaTransfer:
             self._judge(item, _RANK[OtaState.DOWNLOADING])
         return False
 
+    async def _still_updating(self, client: DualTetraXClient) -> bool:
+        """After a link lost mid-validation: is the device still busy with the image?
+        Raises the device's error if it reports one."""
+        if not client.has_characteristic(uuids.OTA_STATUS):
+            return False
+        try:
+            status = OtaStatus.decode(await client.read_characteristic(uuids.OTA_STATUS))
+        except (DualTetraXBleError, ProtocolError):
+            return False
+        if status.state is OtaState.ERROR:
+            raise _device_error(status, OtaPhase.VALIDATING, self._bytes_sent)
+        return status.state in (OtaState.VALIDATING, OtaState.UPGRADING, OtaState.SUCCESS)
+
     async def _reconnect_and_read_version(self, *, wait_for_drop: bool) -> str:
+        """Reconnect and read the firmware version. With ``wait_for_drop`` (success was seen) first
+        wait for the reboot to drop the link; otherwise (the link dropped after FINISH) keep
+        checking while the device reports it is still validating or applying."""
         loop = asyncio.get_running_loop()
         if wait_for_drop and not self.client.disconnected.is_set():
             try:
@@ -550,7 +571,10 @@ class OtaTransfer:
             )
             try:
                 async with fresh:
-                    return await fresh.read_firmware_revision()
+                    version = await fresh.read_firmware_revision()
+                    if wait_for_drop or not await self._still_updating(fresh):
+                        return version
+                    last_error = OtaTimeoutError("the device is still validating or applying the image")
             except (
                 DeviceNotFoundError,
                 ConnectionFailedError,
@@ -558,7 +582,7 @@ class OtaTransfer:
                 DeviceTimeoutError,
             ) as error:
                 last_error = error
-                await asyncio.sleep(min(0.5, max(0.0, deadline - loop.time())))
+            await asyncio.sleep(min(0.5, max(0.0, deadline - loop.time())))
         raise OtaTimeoutError(
             f"The device did not come back within {self.timeouts.reconnect:g} s after its reboot ({last_error}).",
             phase=OtaPhase.VERIFYING.value,
