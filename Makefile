@@ -43,6 +43,9 @@ psql: db
 
 run: db
 	@$(PY) -m dtx_worker summary
+	@echo "starting the worker (Ctrl-C to stop; logs are JSON lines)"
+	@DATABASE_URL=$${DATABASE_URL:-postgresql://postgres:postgres@127.0.0.1:$${DTX_DB_PORT:-54322}/postgres} \
+		exec $(PY) -m dtx_worker run
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

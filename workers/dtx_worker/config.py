@@ -31,6 +31,7 @@ class WorkerSettings(BaseSettings):
     concurrency: int = Field(4, ge=1, le=100, description="jobs run at once by this process")
     batch_size: int = Field(10, ge=1, le=1000, description="jobs claimed per query")
     lease_seconds: int = Field(300, ge=5, le=86400, description="how long a claimed job stays ours")
+    retry_base_seconds: float = Field(5.0, gt=0, le=3600, description="first retry delay (doubles per attempt)")
     stats_batch_size: int = Field(500, ge=1, le=100000, description="dirty days recomputed per statement")
     shutdown_grace: float = Field(20.0, ge=0, le=600, description="seconds to let running jobs finish on SIGTERM")
     pool_size: int = Field(5, ge=2, le=100)

@@ -44,6 +44,7 @@ class ExecutorLimits:
     lease_seconds: int = 300
     poll_interval: float = 5.0
     shutdown_grace: float = 20.0
+    retry_base_seconds: float = 5.0  # first retry after 0.5-1x this; doubles per attempt, capped at an hour
 
 
 def describe_error(exc: BaseException) -> str:
@@ -83,7 +84,8 @@ class JobExecutor:
             dead = job.attempts >= job.max_attempts
             log.log(logging.ERROR if dead else logging.WARNING,
                     "job dead-lettered" if dead else "job failed; will retry", extra={**fields, "error": error})
-            await self._record("select private.fail_job(%s, %s, %s)", (job.id, error, self.worker_id), fields)
+            await self._record("select private.fail_job(%s, %s, %s, make_interval(secs => %s))",
+                               (job.id, error, self.worker_id, self.limits.retry_base_seconds), fields)
             return
         await self._record("select private.complete_job(%s, %s)", (job.id, self.worker_id), fields)
         log.info("job done", extra=fields)

@@ -59,7 +59,8 @@ async def run_worker(settings: WorkerSettings) -> int:
     listener = asyncio.create_task(listen(settings.database_url, wakeups, settings.poll_interval), name="listen")
     executor = JobExecutor(pool, settings.worker_id, HANDLERS, ExecutorLimits(
         concurrency=settings.concurrency, batch_size=settings.batch_size, lease_seconds=settings.lease_seconds,
-        poll_interval=settings.poll_interval, shutdown_grace=settings.shutdown_grace))
+        poll_interval=settings.poll_interval, shutdown_grace=settings.shutdown_grace,
+        retry_base_seconds=settings.retry_base_seconds))
     try:
         log.info("worker ready", extra={"worker_id": settings.worker_id, "database": redacted(settings.database_url),
                                         "kinds": sorted(HANDLERS)})
