@@ -42,10 +42,9 @@ from bumble import att, core
 from bumble.core import AdvertisingData
 from bumble.device import Advertisement, Connection, Device, Peer
 from bumble.hci import Address
-from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
-from dualtetrax.emulator.radio import EmulatedController, EmulatedLink
+from dualtetrax.emulator.radio import EmulatedController, EmulatedHost, EmulatedLink
 
 if TYPE_CHECKING:
     from bleak.args import SizedBuffer
@@ -70,7 +69,9 @@ def _bleak_uuid(value: core.UUID) -> str:
 async def _make_central(link: EmulatedLink) -> tuple[Device, EmulatedController]:
     address = _central_address()
     controller = EmulatedController(f"central-{address}", link=link, address=address)
-    device = Device(name="dtx-central", address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
+    device = Device(
+        name="dtx-central", address=Address(address), host=EmulatedHost(controller, AsyncPipeSink(controller))
+    )
     await device.power_on()
     return device, controller
 

@@ -37,7 +37,6 @@ from bumble.core import AdvertisingData
 from bumble.device import Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 from bumble.hci import Address, HCI_ErrorCode
-from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
 from dualtetrax.ble.errors import ProtocolError
@@ -85,7 +84,7 @@ from dualtetrax.ble.protocol.ota import (
 from dualtetrax.ble.protocol.sessions import SessionRecord, SessionSummary
 from dualtetrax.ble.protocol.status import DeviceStatus, encode_legacy_characteristics
 from dualtetrax.emulator.faults import Faults
-from dualtetrax.emulator.radio import EmulatedController, EmulatedLink
+from dualtetrax.emulator.radio import EmulatedController, EmulatedHost, EmulatedLink
 from dualtetrax.firmware.errors import ChecksumMismatchError, DigestMismatchError, FirmwareImageError
 from dualtetrax.firmware.image import MAX_IMAGE_SIZE, inspect_image
 
@@ -218,7 +217,7 @@ class EmulatedDualTetraX:
         device = Device(
             name=self.name,
             address=Address(self.address),
-            host=Host(self._controller, AsyncPipeSink(self._controller)),
+            host=EmulatedHost(self._controller, AsyncPipeSink(self._controller)),
         )
         self._device = device
         device.gatt_server.max_mtu = self.faults.max_mtu or 517
