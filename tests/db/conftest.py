@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.stack import LocalStack
-
 from tests.conftest import MakeUser
 from tests.support.pgrest import Caller, PostgrestSession, user
+from tests.support.stack import LocalStack
 
 
 @dataclass

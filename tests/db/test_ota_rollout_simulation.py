@@ -92,7 +92,7 @@ def test_bad_build_pauses_itself_in_the_first_stage(db: psycopg.Connection, su_a
     devices = fleet(db, 500, owners=25, model=m)
     admin = db.execute("select id from profiles where role = 'admin' and is_active limit 1").fetchone()
     fw = publish(db, "1.1.0", 10100, model=m)
-    stages = [{"percent": 8, "soak_minutes": 1440}] + STAGES[1:]
+    stages = [{"percent": 8, "soak_minutes": 1440}, *STAGES[1:]]
     rid = rollout(db, fw, strategy="staged", stages=stages, min_sample_size=10, failure_threshold=10, at=T0)
     traj = simulate(db, su_api, devices, rid, bad_build, T0, days=14, step=timedelta(hours=12))
     assert traj[-1][1:] == (0, "paused")
