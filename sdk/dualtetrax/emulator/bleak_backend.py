@@ -143,9 +143,11 @@ class BumbleBleakClient(BaseBleakClient):
         timeout = kwargs.get("timeout", self._timeout)
         self._closing = False
         self._device, self._controller = await _make_central(link)
+        connected = False
         try:
             async with asyncio.timeout(timeout):
                 connection = await self._device.connect(peer_address, timeout=None)
+                connected = True
                 self._connection = connection
                 connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
                 self._peer = Peer(connection)
@@ -154,8 +156,15 @@ class BumbleBleakClient(BaseBleakClient):
                     queue.on("flow", self._room.set)
                 requested_mtu = type(self).requested_mtu
                 if requested_mtu is not None:
-                    await self._peer.request_mtu(requested_mtu)
-                self.services = await self._discover()
+                    await self._guard(self._peer.request_mtu(requested_mtu))
+                self.services = await self._guard(self._discover())
+        except asyncio.CancelledError:
+            await self._teardown(disconnect=True)
+            task = asyncio.current_task()
+            if connected and task is not None and task.cancelling() == 0:
+                # The link dropped during MTU exchange or discovery; bumble cancelled the request.
+                raise BleakError("Disconnected while connecting") from None
+            raise
         except BaseException:
             await self._teardown(disconnect=True)
             raise
