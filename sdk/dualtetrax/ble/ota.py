@@ -667,7 +667,7 @@ async def update_firmware(
             )
             if attempt >= attempts or after_finish:
                 raise
-            logger.warning("attempt %d/%d failed (%s); retrying from the start", attempt, attempts, error)
+            logger.warning("attempt %d/%d failed: %s Retrying from the start.", attempt, attempts, error.detail)
         finally:
             if own_client:
                 await client.disconnect()

@@ -8,6 +8,8 @@ exposing a ``click.Group`` and register it below.
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from dualtetrax import __version__
@@ -32,6 +34,19 @@ EPILOG = (
 def main(ctx: click.Context, as_json: bool, verbose: bool) -> None:
     """Tools for DualTetraX devices: BLE status and sessions, firmware updates, an emulator."""
     ctx.obj = CliState(json=as_json, verbose=verbose)
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: bool) -> None:
+    """SDK warnings (e.g. a retried transfer) as short lines on stderr; the BLE stacks' own
+    chatter only with --verbose."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(levelname)s: %(message)s" if not verbose else "%(name)s %(levelname)s: %(message)s")
+    )
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+    for noisy in ("bumble", "bleak"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.CRITICAL)
 
 
 main.add_command(ble)
