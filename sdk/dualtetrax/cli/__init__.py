@@ -37,16 +37,30 @@ def main(ctx: click.Context, as_json: bool, verbose: bool) -> None:
     _configure_logging(verbose)
 
 
+class _EchoHandler(logging.Handler):
+    """Log records as short lines on the current stderr (looked up per record)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
 def _configure_logging(verbose: bool) -> None:
     """SDK warnings (e.g. a retried transfer) as short lines on stderr; the BLE stacks' own
-    chatter only with --verbose."""
-    handler = logging.StreamHandler()
+    chatter only with --verbose. Leaves logging alone where it is already configured
+    (an embedding application, a test runner), except for the stacks' levels."""
+    for name in ("bumble", "bleak"):
+        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.CRITICAL)
+    sdk_logger = logging.getLogger("dualtetrax")
+    sdk_logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    if logging.getLogger().handlers or any(isinstance(h, _EchoHandler) for h in sdk_logger.handlers):
+        return
+    handler = _EchoHandler()
     handler.setFormatter(
-        logging.Formatter("%(levelname)s: %(message)s" if not verbose else "%(name)s %(levelname)s: %(message)s")
+        logging.Formatter("%(name)s %(levelname)s: %(message)s" if verbose else "%(levelname)s: %(message)s")
     )
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
-    for noisy in ("bumble", "bleak"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.CRITICAL)
+    sdk_logger.addHandler(handler)
+    for name in ("bumble", "bleak"):
+        logging.getLogger(name).addHandler(handler)
 
 
 main.add_command(ble)
