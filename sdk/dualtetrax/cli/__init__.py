@@ -58,9 +58,11 @@ def _configure_logging(verbose: bool) -> None:
     handler.setFormatter(
         logging.Formatter("%(name)s %(levelname)s: %(message)s" if verbose else "%(levelname)s: %(message)s")
     )
-    sdk_logger.addHandler(handler)
-    for name in ("bumble", "bleak"):
+    # Not propagated: bumble calls the module-level logging.debug(), which installs a root
+    # handler on the fly and would print every record a second time.
+    for name in ("dualtetrax", "bumble", "bleak"):
         logging.getLogger(name).addHandler(handler)
+        logging.getLogger(name).propagate = False
 
 
 main.add_command(ble)
