@@ -559,13 +559,13 @@ class Formatter:
         self._minus = get_minus_sign_symbol(locale)
 
     def integer(self, n: int) -> str:
-        return format_decimal(n, format="#,##0", locale=self.locale)
+        return _number(self.locale, n, "#,##0")
 
     def decimal(self, x: float, digits: int = 1) -> str:
-        return format_decimal(round(x, digits), format="#,##0." + "0" * digits, locale=self.locale)
+        return _number(self.locale, round(x, digits), "#,##0." + "0" * digits)
 
     def percent(self, ratio: float) -> str:
-        return format_percent(ratio, format="#,##0%", locale=self.locale)
+        return _percent(self.locale, round(ratio, 4))
 
     def signed_percent(self, ratio: float) -> str:
         sign = self._plus if ratio > 0 else self._minus if ratio < 0 else ""
@@ -618,6 +618,16 @@ class Formatter:
         minutes = int(offset.total_seconds() // 60) if offset else 0
         sign = "+" if minutes >= 0 else "-"
         return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+@lru_cache(maxsize=8192)
+def _number(locale: Locale, x: float, pattern: str) -> str:
+    return format_decimal(x, format=pattern, locale=locale)
+
+
+@lru_cache(maxsize=8192)
+def _percent(locale: Locale, ratio: float) -> str:
+    return format_percent(ratio, format="#,##0%", locale=locale)
 
 
 @lru_cache(maxsize=16)
