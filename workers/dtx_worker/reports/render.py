@@ -58,7 +58,14 @@ def render_report(data: ReportData) -> bytes:
     sections.devices(ctx, pages)
 
     buf = io.BytesIO()
-    c = Canvas(buf, pagesize=(theme.PAGE_W, theme.PAGE_H), pageCompression=1, invariant=1)
+    # the initial font must be an embedded one too (the default, Helvetica, would be referenced unembedded)
+    c = Canvas(
+        buf,
+        pagesize=(theme.PAGE_W, theme.PAGE_H),
+        pageCompression=1,
+        invariant=1,
+        initialFontName=ctx.ts.chain.primary().name,
+    )
     title = f"{ctx.t.title(data.period.kind)} · {ctx.period_name}"
     c.setTitle(title)
     c.setAuthor("DualTetraX")

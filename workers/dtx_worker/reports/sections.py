@@ -56,7 +56,7 @@ def cover(ctx: Context, pages: Pages) -> None:
         when = t.generated.format(when=f.timestamp(d.generated_at))
         ts.draw(c, X0 + W, y, ts.fit(when, theme.BAND_LABEL, W / 2), theme.BAND_LABEL, align="right")
         ts.draw(c, X0, y - 32, ts.fit(t.title(d.period.kind), theme.TITLE, W), theme.TITLE)
-        ts.draw(c, X0, y - 54, ts.fit(ctx.period_name, theme.SUBTITLE, W), theme.SUBTITLE)
+        ts.draw(c, X0, y - 58, ts.fit(ctx.period_name, theme.SUBTITLE, W), theme.SUBTITLE)
         for i, (label, value) in enumerate(info):
             x = X0 + i * col_w
             ts.draw(c, x, y - 84, ts.fit(label, theme.BAND_LABEL, col_w - 10), theme.BAND_LABEL)
