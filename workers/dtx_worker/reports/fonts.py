@@ -183,7 +183,7 @@ def _register(family: Family, bold: bool) -> LoadedFont:
         tt = ttfonts.TTFont(name, str(path), subfontIndex=face.subfont_index, shapable=family.shaped)
         pdfmetrics.registerFont(tt)
     tt = pdfmetrics.getFont(name)
-    cmap: dict[int, int] = tt.face.charToGlyph  # type: ignore[attr-defined]
+    cmap: dict[int, int] = tt.face.charToGlyph
     return LoadedFont(name, family.key, cmap, faux_bold=bold and family.bold is None, shaped=family.shaped)
 
 

@@ -9,7 +9,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from . import theme
 
-Op = Callable[[Canvas], None]
+Op = Callable[[Canvas], object]
 
 
 class Pages:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from reportlab.lib.colors import Color
@@ -171,11 +172,11 @@ def key_figures(ctx: Context, pages: Pages) -> None:
     for i, card in enumerate(cards):
         x = X0 + (i % 3) * (card_w + CARD_GAP)
         y = top - (i // 3) * (CARD_H + CARD_GAP)
-        pages.draw(lambda c, card=card, x=x, y=y: _card(ctx, c, card, x, y, card_w))
+        pages.draw(partial(_card, ctx, card=card, x=x, top=y, w=card_w))
     pages.skip(2 * CARD_H + CARD_GAP + SECTION_GAP)
 
 
-def _card(ctx: Context, c: Canvas, card: Card, x: float, top: float, w: float) -> None:
+def _card(ctx: Context, c: Canvas, *, card: Card, x: float, top: float, w: float) -> None:
     ts = ctx.ts
     c.setFillColor(theme.PANEL)
     c.roundRect(x, top - CARD_H, w, CARD_H, 6, stroke=0, fill=1)

@@ -8,7 +8,8 @@ from reportlab.lib.pagesizes import A4
 from .model import ShotType
 from .typeset import Style
 
-PAGE_W, PAGE_H = A4
+PAGE_W: float = A4[0]
+PAGE_H: float = A4[1]
 MARGIN_X = 42.0
 MARGIN_TOP = 40.0
 MARGIN_BOTTOM = 48.0
