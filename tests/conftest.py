@@ -40,6 +40,14 @@ def api(stack: LocalStack) -> Iterator[PostgrestSession]:
     s.close()
 
 
+@pytest.fixture(scope="session")
+def su_api(stack: LocalStack) -> Iterator[PostgrestSession]:
+    """PostgREST-style requests on a superuser connection, so a request can first set `dtx.clock` (tests only)."""
+    s = PostgrestSession(stack.dsn())
+    yield s
+    s.close()
+
+
 MakeUser = Callable[..., uuid.UUID]
 
 

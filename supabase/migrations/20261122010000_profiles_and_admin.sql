@@ -46,6 +46,19 @@ as $$
           and session_user not in ('authenticator', 'anon', 'authenticated'))
 $$;
 
+-- IANA time zone names, copied from pg_timezone_names once: that view reads the whole zone database from disk
+-- on every use (milliseconds), too slow for a trigger that runs on every sign-up.
+create table private.time_zones (name text primary key);
+insert into private.time_zones (name) select name from pg_catalog.pg_timezone_names on conflict do nothing;
+revoke all on private.time_zones from public;
+
+create function private.is_time_zone(tz text) returns boolean
+language sql stable security definer
+set search_path = ''
+as $$ select exists (select 1 from private.time_zones z where z.name = tz) $$;
+revoke all on function private.is_time_zone(text) from public;
+grant execute on function private.is_time_zone(text) to authenticated, service_role;
+
 -- ---------------------------------------------------------------------------------------- profiles
 
 create table public.profiles (
@@ -94,7 +107,7 @@ set search_path = ''
 as $$
 begin
   if tg_op = 'INSERT' or new.timezone is distinct from old.timezone then
-    if not exists (select 1 from pg_catalog.pg_timezone_names where name = new.timezone) then
+    if not private.is_time_zone(new.timezone) then
       perform private.invalid('timezone', 'must be an IANA time zone name such as Asia/Seoul');
     end if;
   end if;
@@ -122,7 +135,7 @@ declare
   loc text := meta ->> 'locale';
   name text := left(nullif(btrim(coalesce(meta ->> 'display_name', meta ->> 'name', '')), ''), 100);
 begin
-  if tz is null or not exists (select 1 from pg_catalog.pg_timezone_names where pg_timezone_names.name = tz) then
+  if tz is null or not private.is_time_zone(tz) then
     tz := 'Asia/Seoul';
   end if;
   if loc is null or loc not in ('en', 'ko', 'ja', 'zh', 'es', 'pt', 'th', 'vi') then

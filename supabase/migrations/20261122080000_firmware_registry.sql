@@ -36,9 +36,10 @@ create trigger firmware_versions_updated_at before update on public.firmware_ver
   for each row execute function private.set_updated_at();
 
 -- A device's version string as a comparable code.
+-- Plain SQL (no SET clause) so callers, all of them SECURITY DEFINER RPCs with a pinned search_path, get it
+-- inlined.
 create function private.version_code_of(model text, v text) returns integer
-language sql stable security definer
-set search_path = ''
+language sql stable
 as $$
   select coalesce(
     (select f.version_code from public.firmware_versions f where f.model = version_code_of.model and f.version = v),

@@ -117,6 +117,9 @@ create table public.device_firmware_status (
   check ((phase = 'idle') or (rollout_id is not null and target_version_id is not null) or phase = 'succeeded')
 );
 create index device_firmware_status_rollout_idx on public.device_firmware_status (rollout_id, phase);
+-- what the evaluation's timeout sweep reads: only updates in flight
+create index device_firmware_status_in_flight_idx on public.device_firmware_status (rollout_id, phase_at)
+  where phase in ('downloading', 'transferring', 'installing');
 
 alter table public.device_firmware_status enable row level security;
 create policy device_firmware_status_select on public.device_firmware_status for select to authenticated
@@ -125,6 +128,81 @@ create policy device_firmware_status_select on public.device_firmware_status for
 create policy device_firmware_status_service on public.device_firmware_status for all to service_role
   using (true) with check (true);
 grant select on public.device_firmware_status to authenticated, service_role;
+
+-- Devices per (rollout, phase), kept exact without scanning the status table: every statement that changes
+-- a status row appends its net change to rollout_phase_deltas (inserts only: concurrent check-ins never wait
+-- on a shared counter row), and each evaluation folds the deltas into rollout_phase_counts.
+create table private.rollout_phase_deltas (
+  id bigint generated always as identity primary key,
+  rollout_id uuid not null,
+  phase text not null,
+  delta integer not null check (delta <> 0)
+);
+create table private.rollout_phase_counts (
+  rollout_id uuid not null references public.firmware_rollouts (id) on delete cascade,
+  phase text not null,
+  devices bigint not null,  -- no CHECK: ON CONFLICT checks the proposed row, which may carry a negative delta
+  primary key (rollout_id, phase)
+);
+revoke all on private.rollout_phase_deltas, private.rollout_phase_counts from public;
+
+create function private.status_deltas_ins() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into private.rollout_phase_deltas (rollout_id, phase, delta)
+  select n.rollout_id, n.phase, count(*) from new_rows n where n.rollout_id is not null group by 1, 2;
+  return null;
+end
+$$;
+create function private.status_deltas_upd() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into private.rollout_phase_deltas (rollout_id, phase, delta)
+  select x.rollout_id, x.phase, sum(x.delta) from (
+    select o.rollout_id, o.phase, -1 as delta from old_rows o join new_rows n using (device_id)
+     where o.rollout_id is not null and (o.rollout_id, o.phase) is distinct from (n.rollout_id, n.phase)
+    union all
+    select n.rollout_id, n.phase, 1 from old_rows o join new_rows n using (device_id)
+     where n.rollout_id is not null and (o.rollout_id, o.phase) is distinct from (n.rollout_id, n.phase)) x
+  group by 1, 2 having sum(x.delta) <> 0;
+  return null;
+end
+$$;
+create function private.status_deltas_del() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into private.rollout_phase_deltas (rollout_id, phase, delta)
+  select o.rollout_id, o.phase, -count(*) from old_rows o where o.rollout_id is not null group by 1, 2;
+  return null;
+end
+$$;
+revoke all on function private.status_deltas_ins(), private.status_deltas_upd(), private.status_deltas_del() from public;
+create trigger device_firmware_status_deltas_ins after insert on public.device_firmware_status
+  referencing new table as new_rows for each statement execute function private.status_deltas_ins();
+create trigger device_firmware_status_deltas_upd after update on public.device_firmware_status
+  referencing old table as old_rows new table as new_rows for each statement execute function private.status_deltas_upd();
+create trigger device_firmware_status_deltas_del after delete on public.device_firmware_status
+  referencing old table as old_rows for each statement execute function private.status_deltas_del();
+
+-- Fold pending deltas into the counts (concurrent folds are safe: each delta row is deleted exactly once).
+create function private.fold_rollout_counts() returns void
+language sql
+set search_path = ''
+as $$
+  with moved as (delete from private.rollout_phase_deltas returning rollout_id, phase, delta)
+  insert into private.rollout_phase_counts as c (rollout_id, phase, devices)
+  select m.rollout_id, m.phase, sum(m.delta) from moved m
+   where exists (select 1 from public.firmware_rollouts r where r.id = m.rollout_id)
+   group by 1, 2
+  on conflict (rollout_id, phase) do update set devices = c.devices + excluded.devices
+$$;
+revoke all on function private.fold_rollout_counts() from public;
 
 create table public.firmware_update_history (
   id bigint generated always as identity primary key,
@@ -203,15 +281,24 @@ create function public.ota_check_update(device_id uuid, current_version text) re
 language plpgsql security definer
 set search_path = ''
 as $$
+-- Hot path (every device checks in): reads of device, owner and status row, at most one write of the status
+-- row and one history row.
 declare
-  uid uuid := private.require_active_user();
+  uid uuid := auth.uid();
   d public.devices;
+  owner_active boolean;
   code integer;
   st public.device_firmware_status;
+  had_status boolean;
   best record;
   blocked record;
   at timestamptz := private.clock();
+  confirmed boolean := false;
+  new_offer boolean := false;
 begin
+  if uid is null then
+    raise exception 'sign in required' using errcode = '42501';
+  end if;
   if ota_check_update.device_id is null then
     perform private.invalid('device_id', 'is required');
   end if;
@@ -219,10 +306,17 @@ begin
     perform private.invalid('current_version', 'must be a semantic version such as 1.0.23');
   end if;
   select * into d from public.devices x where x.id = ota_check_update.device_id;
-  if not found or d.owner_id <> uid then
+  if d.id is null or d.owner_id <> uid then
     raise exception 'device_id: device not found' using errcode = 'P0002', detail = 'device_id';
   end if;
+  select p.is_active into owner_active from public.profiles p where p.id = uid;
+  if not owner_active then
+    raise exception 'this account is deactivated' using errcode = '42501';
+  end if;
   code := private.version_code_of(d.model, ota_check_update.current_version);
+  -- What a check writes is bookkeeping a device rebuilds by checking again (the offer is deterministic), so it
+  -- need not wait for the WAL flush: a crash loses at most the last moments of check-ins, never a report.
+  perform set_config('synchronous_commit', 'off', true);
 
   select r.id as rollout_id, r.current_stage, r.is_downgrade, f.* into best
     from private.offering_rollouts() r
@@ -244,42 +338,67 @@ begin
   end if;
 
   select * into st from public.device_firmware_status s where s.device_id = d.id for update;
-  if not found then
-    insert into public.device_firmware_status (device_id, phase_at) values (d.id, at) returning * into st;
+  had_status := found;
+  if not had_status then
+    st.device_id := d.id;
+    st.phase := 'idle';
+    st.attempts := 0;
   end if;
 
   -- a check reporting the version it was updating to confirms the update
-  if st.target_version_id is not null and st.phase <> 'succeeded'
+  if st.target_version_id is not null and (st.phase <> 'succeeded' or st.verified_at is null)
      and exists (select 1 from public.firmware_versions f where f.id = st.target_version_id
                    and f.version = ota_check_update.current_version) then
-    insert into public.firmware_update_history (device_id, rollout_id, firmware_version_id, from_version, to_version,
-                                                phase, reported_by, reported_at)
-    values (d.id, st.rollout_id, st.target_version_id, st.current_version, ota_check_update.current_version,
-            'succeeded', uid, at);
-    update public.device_firmware_status s set phase = 'succeeded', phase_at = at, verified_at = at
-     where s.device_id = d.id returning * into st;
-  elsif st.phase = 'succeeded' and st.verified_at is null and exists (
-          select 1 from public.firmware_versions f where f.id = st.target_version_id
-             and f.version = ota_check_update.current_version) then
-    update public.device_firmware_status s set verified_at = at where s.device_id = d.id returning * into st;
+    confirmed := st.phase <> 'succeeded';
+    if confirmed then
+      insert into public.firmware_update_history (device_id, rollout_id, firmware_version_id, from_version, to_version,
+                                                  phase, reported_by, reported_at)
+      values (d.id, st.rollout_id, st.target_version_id, st.current_version, ota_check_update.current_version,
+              'succeeded', uid, at);
+      st.phase := 'succeeded';
+      st.phase_at := at;
+    end if;
+    st.verified_at := at;
   end if;
 
   if best.rollout_id is not null
      and (st.rollout_id is distinct from best.rollout_id or st.target_version_id is distinct from best.id
           or st.phase in ('idle', 'succeeded', 'cancelled')) then
-    update public.device_firmware_status s
-       set rollout_id = best.rollout_id, target_version_id = best.id, stage = best.current_stage,
-           phase = 'offered', phase_at = at, attempts = 0, error_code = null, error_message = null, verified_at = null
-     where s.device_id = d.id returning * into st;
+    new_offer := true;
+    st.rollout_id := best.rollout_id;
+    st.target_version_id := best.id;
+    st.stage := best.current_stage;
+    st.phase := 'offered';
+    st.phase_at := at;
+    st.attempts := 0;
+    st.error_code := null;
+    st.error_message := null;
+    st.verified_at := null;
     insert into public.firmware_update_history (device_id, rollout_id, firmware_version_id, from_version, to_version,
                                                 phase, reported_by, reported_at)
     values (d.id, best.rollout_id, best.id, ota_check_update.current_version, best.version, 'offered', uid, at);
   end if;
-  update public.device_firmware_status s
-     set current_version = ota_check_update.current_version, current_version_code = code, last_check_at = at
-   where s.device_id = d.id;
-  update public.devices x set firmware_version = ota_check_update.current_version
-   where x.id = d.id and x.firmware_version is distinct from ota_check_update.current_version;
+  st.current_version := ota_check_update.current_version;
+  st.current_version_code := code;
+  st.last_check_at := at;
+  st.phase_at := coalesce(st.phase_at, at);
+
+  if had_status then
+    update public.device_firmware_status s
+       set current_version = st.current_version, current_version_code = st.current_version_code,
+           last_check_at = st.last_check_at, rollout_id = st.rollout_id, target_version_id = st.target_version_id,
+           stage = st.stage, phase = st.phase, phase_at = st.phase_at, attempts = st.attempts,
+           error_code = st.error_code, error_message = st.error_message, verified_at = st.verified_at
+     where s.device_id = d.id;
+  else
+    insert into public.device_firmware_status (device_id, current_version, current_version_code, last_check_at,
+      rollout_id, target_version_id, stage, phase, phase_at, attempts, error_code, error_message, verified_at)
+    values (d.id, st.current_version, st.current_version_code, st.last_check_at, st.rollout_id, st.target_version_id,
+            st.stage, st.phase, st.phase_at, st.attempts, st.error_code, st.error_message, st.verified_at);
+  end if;
+  if d.firmware_version is distinct from ota_check_update.current_version then
+    update public.devices x set firmware_version = ota_check_update.current_version where x.id = d.id;
+  end if;
 
   if best.rollout_id is null then
     return jsonb_strip_nulls(jsonb_build_object(
@@ -409,6 +528,7 @@ declare
   ok_pct numeric;
   soak int;
   last_stage int;
+  counts jsonb;
 begin
   with expired as (
     update public.device_firmware_status s
@@ -424,20 +544,18 @@ begin
   select e.device_id, e.rollout_id, e.target_version_id, e.current_version, f.version, 'timed_out', at
     from expired e join public.firmware_versions f on f.id = e.target_version_id;
 
+  perform private.fold_rollout_counts();
+  select coalesce(jsonb_object_agg(c.rollout_id || ':' || c.phase, c.devices), '{}'::jsonb) into counts
+    from private.rollout_phase_counts c
+   where c.rollout_id in (select id from public.firmware_rollouts where status = 'active');
+
   for r in
-    select ro.*, coalesce(c.succeeded, 0) as succeeded, coalesce(c.failed, 0) as failed,
-           coalesce(c.timed_out, 0) as timed_out, coalesce(c.in_progress, 0) as in_progress
+    select ro.*, coalesce((counts ->> (ro.id || ':succeeded'))::bigint, 0) as succeeded,
+           coalesce((counts ->> (ro.id || ':failed'))::bigint, 0) as failed,
+           coalesce((counts ->> (ro.id || ':timed_out'))::bigint, 0) as timed_out
       from public.firmware_rollouts ro
-      left join (select s.rollout_id,
-                        count(*) filter (where s.phase = 'succeeded') as succeeded,
-                        count(*) filter (where s.phase = 'failed') as failed,
-                        count(*) filter (where s.phase = 'timed_out') as timed_out,
-                        count(*) filter (where s.phase in ('downloading', 'transferring', 'installing')) as in_progress
-                   from public.device_firmware_status s
-                  where s.rollout_id in (select id from public.firmware_rollouts where status = 'active')
-                  group by s.rollout_id) c on c.rollout_id = ro.id
      where ro.status = 'active'
-     for update of ro
+     for update
   loop
     executed := r.succeeded + r.failed + r.timed_out;
     fail_pct := case when executed > 0 then 100.0 * (r.failed + r.timed_out) / executed else 0 end;

@@ -8,7 +8,6 @@ import pytest
 
 from tests.conftest import MakeUser
 from tests.support.pgrest import Caller, PostgrestSession, user
-from tests.support.stack import LocalStack
 
 
 @dataclass
@@ -27,10 +26,3 @@ def owner(api: PostgrestSession, make_user: MakeUser) -> Owner:
     dev: dict[str, Any] = api.rpc(me, "register_device", serial_number=serial)
     return Owner(uid, me, uuid.UUID(dev["id"]))
 
-
-@pytest.fixture(scope="session")
-def su_api(stack: LocalStack) -> Any:
-    """PostgREST-style requests on a superuser connection, so a request can first set `dtx.clock`."""
-    s = PostgrestSession(stack.dsn())
-    yield s
-    s.close()

@@ -72,6 +72,7 @@ def test_good_build_rolls_out_to_everyone_by_itself(db: psycopg.Connection, su_a
     stages_seen = [s for _, s, _ in traj]
     assert stages_seen == sorted(stages_seen) and set(stages_seen) >= {0, 1, 2, 3}
     assert traj[-1][2] == "completed"
+    assert_counts_exact(db, rid)
     # soak times were respected: stage 1 began no earlier than a day after the start
     first_stage1 = next(t for t, s, _ in traj if s == 1)
     assert first_stage1 >= T0 + timedelta(days=1)
@@ -81,6 +82,16 @@ def test_good_build_rolls_out_to_everyone_by_itself(db: psycopg.Connection, su_a
                                                (str(rid),)).fetchall()]
     assert actions == ["rollout.created", "rollout.start", "rollout.advanced", "rollout.advanced", "rollout.advanced",
                        "rollout.completed"]
+
+
+def assert_counts_exact(db: psycopg.Connection, rid: uuid.UUID) -> None:
+    """The folded per-phase counters equal a direct count of the status rows."""
+    db.execute("select private.fold_rollout_counts()")
+    counted = {r["phase"]: r["n"] for r in db.execute(
+        "select phase, count(*) as n from device_firmware_status where rollout_id = %s group by phase", (rid,)).fetchall()}
+    folded = {r["phase"]: r["devices"] for r in db.execute(
+        "select phase, devices from private.rollout_phase_counts where rollout_id = %s and devices > 0", (rid,)).fetchall()}
+    assert folded == counted
 
 
 def bad_build(d: Device) -> str:
@@ -97,6 +108,7 @@ def test_bad_build_pauses_itself_in_the_first_stage(db: psycopg.Connection, su_a
     traj = simulate(db, su_api, devices, rid, bad_build, T0, days=14, step=timedelta(hours=12))
     assert traj[-1][1:] == (0, "paused")
     assert all(stage == 0 for _, stage, _ in traj)
+    assert_counts_exact(db, rid)
     reason = state(db, rid)["status_reason"]
     assert reason.startswith("paused automatically:")
     offered = db.execute("select count(*) as n, max(stage) as max_stage from device_firmware_status"
@@ -129,6 +141,7 @@ def test_timeouts_count_as_failures(db: psycopg.Connection, su_api: PostgrestSes
     hist = db.execute("select count(*) as n from firmware_update_history where rollout_id = %s and phase = 'timed_out'",
                       (rid,)).fetchone()
     assert hist == timed_out
+    assert_counts_exact(db, rid)
 
 
 def test_resume_after_a_fix(db: psycopg.Connection, su_api: PostgrestSession) -> None:
@@ -155,3 +168,4 @@ def test_resume_after_a_fix(db: psycopg.Connection, su_api: PostgrestSession) ->
             report(su_api, d, str(rid), phase, at + timedelta(minutes=i))
     traj2 = simulate(db, su_api, devices, rid, lambda d: "ok", at, days=5)
     assert traj2[-1][2] == "completed"
+    assert_counts_exact(db, rid)

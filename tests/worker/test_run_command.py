@@ -126,3 +126,26 @@ def test_unreachable_database_is_reported(tmp_path: Path) -> None:
     res = subprocess.run([DTX_WORKER, "run"], env=env, capture_output=True, text=True, timeout=30)
     assert res.returncode == 1
     assert "cannot reach the database" in res.stderr and "secret" not in res.stderr
+
+
+def test_run_evaluates_rollouts_when_devices_report(worker: WorkerProcess, db: psycopg.Connection,
+                                                   su_api: PostgrestSession) -> None:
+    """A device's success report enqueues rollouts.evaluate in the same transaction; the worker runs it and the
+    all-at-once rollout with a sample size of one completes."""
+    from tests.db.ota_support import check, fleet, publish, report, rollout
+
+    model = f"SIM{uuid.uuid4().hex[:8]}"
+    fw = publish(db, "1.1.0", 10100, model=model)
+    d = fleet(db, 1, model=model)[0]
+    rid = rollout(db, fw, min_sample_size=1)
+    ans = check(su_api, d, "1.0.0")
+    for phase in ("downloading", "transferring", "installing", "succeeded"):
+        report(su_api, d, ans["rollout_id"], phase)
+
+    def completed() -> bool:
+        row = db.execute("select status from firmware_rollouts where id = %s", (rid,)).fetchone()
+        return row is not None and row["status"] == "completed"
+
+    wait_until(completed, timeout=15)
+    done = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate' and status = 'done'").fetchone()
+    assert done is not None and done["n"] >= 1

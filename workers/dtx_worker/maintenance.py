@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 log = logging.getLogger("dtx_worker.maintenance")
 
 PRUNE_EVERY_SECONDS = 3600
+EVALUATE_ROLLOUTS_EVERY_SECONDS = 60
 
 
 async def reap_expired_leases(pool: AsyncConnectionPool) -> int:
@@ -28,8 +29,16 @@ async def enqueue_prune(pool: AsyncConnectionPool) -> None:
                            " 'jobs.prune:' || to_char(now() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24'))")
 
 
+async def enqueue_rollout_evaluation(pool: AsyncConnectionPool) -> None:
+    """Soak times elapse and in-progress updates time out without any event: evaluate every minute too."""
+    async with pool.connection() as conn:
+        await conn.execute("select private.enqueue_job('rollouts.evaluate', '{}'::jsonb,"
+                           " 'rollouts.evaluate:' || to_char(now() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI'))")
+
+
 async def run_maintenance_loop(pool: AsyncConnectionPool, stopping: asyncio.Event, interval: float) -> None:
     next_prune = time.monotonic()
+    next_evaluation = time.monotonic()
     while not stopping.is_set():
         try:
             reaped = await reap_expired_leases(pool)
@@ -38,6 +47,9 @@ async def run_maintenance_loop(pool: AsyncConnectionPool, stopping: asyncio.Even
             if time.monotonic() >= next_prune:
                 await enqueue_prune(pool)
                 next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            if time.monotonic() >= next_evaluation:
+                await enqueue_rollout_evaluation(pool)
+                next_evaluation = time.monotonic() + EVALUATE_ROLLOUTS_EVERY_SECONDS
         except Exception:
             log.exception("maintenance failed; retrying")
         with contextlib.suppress(TimeoutError):

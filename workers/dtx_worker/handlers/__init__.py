@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dtx_worker.handlers.maintenance import prune_jobs
+from dtx_worker.handlers.rollouts import evaluate_rollouts
 from dtx_worker.jobs import Handler
 
 HANDLERS: dict[str, Handler] = {
     "jobs.prune": prune_jobs,
+    "rollouts.evaluate": evaluate_rollouts,
 }

@@ -1,0 +1,131 @@
+"""ota_check_update throughput and latency, as device owners would call it through PostgREST.
+
+100,000 devices of 5 models (20,000 owners), 50 published versions (10 per model), 5 active rollouts
+(staged, all-at-once, beta, manual and a staged downgrade-free one), 2 client connections, each call a
+PostgREST-style transaction. Every device checks in once, then a second pass re-checks a random quarter.
+Goal: >= 3,000 checks/s and p99 <= 5 ms. There is no baseline system to run side by side; `baseline` is the
+goal itself and `ratio` = measured / goal.
+
+    .venv/bin/python tests/bench/ota_check.py [--devices 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import threading
+import time
+import uuid
+
+import psycopg
+from _common import fresh_stack, report
+
+MODELS = [f"DTX-M{i}" for i in range(5)]
+
+
+def build_fleet(dsn: str, devices: int) -> None:
+    owners = devices // 5
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("insert into auth.users (id, email) select md5('o' || g)::uuid, 'owner' || g || '@bench.test'"
+                     " from generate_series(1, %s) g", (owners,))
+        conn.execute(
+            "insert into devices (id, owner_id, serial_number, model, hardware_revision, firmware_version, is_beta, tags)"
+            " select md5('d' || g)::uuid, md5('o' || (1 + g %% %s))::uuid, 'BENCH-' || g, 'DTX-M' || (g %% 5), 'rev-c',"
+            "  '1.' || (g %% 5) || '.0', g %% 50 = 0, case when g %% 97 = 0 then '{qa}'::text[] else '{}' end"
+            " from generate_series(1, %s) g", (owners, devices))
+        for _m, model in enumerate(MODELS):
+            for v in range(10):
+                conn.execute(
+                    "insert into firmware_versions (version, version_code, model, storage_path, size_bytes, sha256, status)"
+                    " values (%s, %s, %s, %s, 1500000, repeat('a', 64), 'draft')",
+                    (f"1.{v}.0", 10000 + v * 100, model, f"{model}/1.{v}.0.bin"))
+            conn.execute("update firmware_versions set status = 'published' where model = %s", (model,))
+        strategies = [("staged", '[{"percent": 10, "soak_minutes": 0}, {"percent": 100, "soak_minutes": 0}]'),
+                      ("all_at_once", '[{"percent": 100, "soak_minutes": 0}]'),
+                      ("beta", '[{"percent": 100, "soak_minutes": 0}]'),
+                      ("staged", '[{"percent": 50, "soak_minutes": 0}, {"percent": 100, "soak_minutes": 0}]'),
+                      ("all_at_once", '[{"percent": 100, "soak_minutes": 0}]')]
+        for model, (strategy, stages) in zip(MODELS, strategies, strict=True):
+            fw = conn.execute("select id from firmware_versions where model = %s and version = '1.9.0'", (model,)).fetchone()
+            assert fw is not None
+            r = conn.execute("select (public.admin_create_rollout(%s, %s, %s, %s::jsonb, beta_tags => '{qa}')).id",
+                             (fw[0], f"{model} 1.9.0", strategy, stages)).fetchone()
+            assert r is not None
+            conn.execute("select public.admin_start_rollout(%s)", (r[0],))
+        conn.execute("analyze")
+
+
+def run_checks(dsn: str, calls: list[tuple[uuid.UUID, uuid.UUID, str]]) -> list[float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(chunk: list[tuple[uuid.UUID, uuid.UUID, str]]) -> None:
+        mine = []
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for owner, device, version in chunk:
+                    claims = json.dumps({"sub": str(owner), "role": "authenticated", "aud": "authenticated"})
+                    t = time.perf_counter()
+                    with conn.transaction():
+                        conn.execute("select set_config('search_path', '\"public\", \"extensions\"', true),"
+                                     " set_config('role', 'authenticated', true),"
+                                     " set_config('request.jwt.claims', %s, true)", (claims,))
+                        cur = conn.execute("select public.ota_check_update(%s, %s)", (device, version))
+                    assert cur.fetchone() is not None
+                    mine.append(time.perf_counter() - t)
+        except BaseException as exc:
+            errors.append(exc)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(calls[i::2],)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return latencies
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--devices", type=int, default=100_000)
+    ap.add_argument("--port", type=int, default=54332)
+    args = ap.parse_args()
+    stack = fresh_stack(args.port)
+    try:
+        t0 = time.perf_counter()
+        build_fleet(stack.dsn(), args.devices)
+        print(f"fleet built in {time.perf_counter() - t0:.1f} s", flush=True)
+        owners = args.devices // 5
+        rng = random.Random(7)
+        ids = list(range(1, args.devices + 1))
+        rng.shuffle(ids)
+        import hashlib
+
+        def uid(s: str) -> uuid.UUID:
+            return uuid.UUID(hashlib.md5(s.encode()).hexdigest())
+
+        calls = [(uid(f"o{1 + g % owners}"), uid(f"d{g}"), f"1.{g % 5}.0") for g in ids]
+        calls += rng.sample(calls, len(calls) // 4)
+        t = time.perf_counter()
+        lat = run_checks(stack.dsn("authenticator"), calls)
+        elapsed = time.perf_counter() - t
+        rate = len(calls) / elapsed
+        lat_ms = sorted(x * 1000 for x in lat)
+        p99 = lat_ms[int(len(lat_ms) * 0.99)]
+        with psycopg.connect(stack.dsn()) as conn:
+            offered = conn.execute("select count(*) from device_firmware_status where phase = 'offered'").fetchone()
+        report(name="ota_check", value=round(rate, 1), unit="checks/s", baseline=3000, ratio=round(rate / 3000, 2),
+               goal=">= 3000 checks/s and p99 <= 5 ms", p99_ms=round(p99, 2), p50_ms=round(statistics.median(lat_ms), 2),
+               checks=len(calls), devices=args.devices, offered=offered[0] if offered else None, connections=2)
+    finally:
+        stack.run("stop")
+
+
+if __name__ == "__main__":
+    main()
