@@ -16,7 +16,9 @@ from dualtetrax import __version__
 from dualtetrax.cli.ble import ble
 from dualtetrax.cli.emulator import emulator
 from dualtetrax.cli.exit_codes import ExitCode
+from dualtetrax.cli.firmware import firmware
 from dualtetrax.cli.ota import ota
+from dualtetrax.cli.rollout import rollout
 from dualtetrax.cli.runtime import CliState
 
 EPILOG = (
@@ -68,5 +70,7 @@ def _configure_logging(verbose: bool) -> None:
 main.add_command(ble)
 main.add_command(ota)
 main.add_command(emulator)
+main.add_command(firmware)
+main.add_command(rollout)
 
 __all__ = ["ExitCode", "main"]
