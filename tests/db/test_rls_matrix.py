@@ -38,6 +38,7 @@ class World:
     fw_published: uuid.UUID
     fw_draft: uuid.UUID
     rollout: uuid.UUID
+    report_request: uuid.UUID | None = None
 
     def caller(self, role: str) -> Caller:
         return {"anon": ANON, "service": SERVICE, "owner": user(self.owner), "other": user(self.other),
@@ -68,9 +69,11 @@ def world(api: PostgrestSession, make_user: MakeUser, db: psycopg.Connection) ->
     db.execute("update profiles set is_active = true where id = %s", (recipient,))
     audit = db.execute("select max(id) as id from audit_log").fetchone()
     assert goal and notif and draft and published and audit
-    return World(owner, other, admin, uuid.UUID(dev["id"]), uuid.UUID(item["id"]), uuid.UUID(t["id"]),
-                 goal["id"], notif["id"], draft["id"], published["id"], audit["id"],
-                 *ota_world(db, uuid.UUID(dev["id"]), owner))
+    w = World(owner, other, admin, uuid.UUID(dev["id"]), uuid.UUID(item["id"]), uuid.UUID(t["id"]),
+              goal["id"], notif["id"], draft["id"], published["id"], audit["id"],
+              *ota_world(db, uuid.UUID(dev["id"]), owner))
+    w.report_request = uuid.UUID(api.rpc(user(owner), "request_report", kind="monthly", period_start="2026-02-01")["id"])
+    return w
 
 
 def ota_world(db: psycopg.Connection, device: uuid.UUID, owner: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
@@ -203,6 +206,13 @@ P = {
         insert="insert into jobs (kind) values ('probe')",
         update="update jobs set attempts = 0 returning 1",
         delete="delete from jobs returning 1"),
+    "report_requests": Probe(
+        select="select 1 from report_requests where id = {report_request}",
+        insert="insert into report_requests (user_id, kind, period_start, period_end, locale, object_path)"
+               " values ({owner}, 'monthly', '2026-01-01', '2026-01-31', 'en', {owner} || '/2026-01-en.pdf')",
+        update="update report_requests set status = 'failed', error = 'x', started_at = now(), completed_at = now()"
+               " where id = {report_request} returning 1",
+        delete="delete from report_requests where id = {report_request} returning 1"),
     "announcements": Probe(
         select="select 1 from announcements where id = {draft}",
         insert="insert into announcements (title, body) values ('t', 'b')",
@@ -307,6 +317,11 @@ EXPECTED: dict[str, dict[str, tuple[Any, Any, Any, Any, Any]]] = {
         "insert": (D, D, D, D, D),
         "update": (D, D, D, D, D),
         "delete": (D, D, D, D, D)},
+    "report_requests": {
+        "select": (D, 1, 0, 0, 1),
+        "insert": (D, D, D, D, "ok"),
+        "update": (D, D, D, D, 1),
+        "delete": (D, D, D, D, 1)},
     "announcements": {
         "select": (D, 0, 0, 1, 1),
         "insert": (D, D, D, "ok", "ok"),
