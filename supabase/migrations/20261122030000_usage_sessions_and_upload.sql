@@ -331,127 +331,102 @@ begin
       using errcode = 'P0001', detail = 'device_id';
   end if;
 
-  -- Scratch space for this call. Created once per connection (PostgREST pools them) and emptied at every
-  -- commit, which is much cheaper than creating and dropping a table in each call.
-  create temporary table if not exists upload_items (
-    idx int primary key, id uuid, item jsonb, st timestamptz, et timestamptz, problem text, status text
-  ) on commit delete rows;
-  delete from pg_temp.upload_items;
-
-  insert into pg_temp.upload_items (idx, item, st, et, problem)
-  select e.ord - 1, e.item, t.st, t.et, private.session_item_problem(e.item, t.st, t.et)
-    from jsonb_array_elements(upload_sessions.sessions) with ordinality as e(item, ord),
-         lateral (select private.parse_timestamp(e.item -> 'start_time') as st,
-                         private.parse_timestamp(e.item -> 'end_time') as et
-                  offset 0) as t;  -- offset 0: parse once, and keep the arguments below plain columns so
-                                   -- the planner inlines session_item_problem
-  -- battery samples, set-based over the whole batch: the first bad sample of each item, then duplicates
-  update pg_temp.upload_items u set problem = bad.problem
-    from (select distinct on (i.idx) i.idx,
-                 case when jsonb_typeof(e.x) <> 'object' then 'battery_samples: every sample must be an object'
-                      else 'battery_samples.' || coalesce(private.int_problem(e.x, 'elapsed_seconds', 0, 86400, true),
-                                                          private.int_problem(e.x, 'voltage_mv', 0, 5000, true)) end
-                   as problem
-            from pg_temp.upload_items i,
-                 jsonb_array_elements(i.item -> 'battery_samples') with ordinality as e(x, n)
-           where i.problem is null and jsonb_typeof(i.item -> 'battery_samples') = 'array'
-             -- fast pre-check in C: only items with a suspicious sample are examined sample by sample
-             -- (.type() never unwraps arrays in lax mode; a missing key compares false)
-             and jsonb_path_exists(i.item -> 'battery_samples',
-                   'lax $[*] ? (@.type() != "object" || !(@.elapsed_seconds.type() == "number")
-                               || !(@.voltage_mv.type() == "number")
-                               || !(@.elapsed_seconds >= 0 && @.elapsed_seconds <= 86400
-                                    && @.elapsed_seconds == @.elapsed_seconds.floor())
-                               || !(@.voltage_mv >= 0 && @.voltage_mv <= 5000 && @.voltage_mv == @.voltage_mv.floor()))')
-             and (jsonb_typeof(e.x) <> 'object'
-                  or private.int_problem(e.x, 'elapsed_seconds', 0, 86400, true) is not null
-                  or private.int_problem(e.x, 'voltage_mv', 0, 5000, true) is not null)
-           order by i.idx, e.n) bad
-   where bad.idx = u.idx;
-  update pg_temp.upload_items u set problem = dup.problem
-    from (select distinct on (g.idx) g.idx, 'battery_samples.elapsed_seconds: duplicate value ' || g.v as problem
-            from (select i.idx, e.x ->> 'elapsed_seconds' as v, min(e.n) as first_n
-                    from pg_temp.upload_items i,
-                         jsonb_array_elements(i.item -> 'battery_samples') with ordinality as e(x, n)
-                   where i.problem is null and jsonb_typeof(i.item -> 'battery_samples') = 'array'
-                   group by i.idx, e.x ->> 'elapsed_seconds' having count(*) > 1) g
-           order by g.idx, g.first_n) dup
-   where dup.idx = u.idx;
-  update pg_temp.upload_items set id = (item ->> 'id')::uuid where problem is null;
-
-  -- the same id twice in one batch: the first occurrence counts, later ones are duplicates
-  update pg_temp.upload_items u set status = 'duplicate', problem = 'id: repeated within this batch'
-   where u.problem is null
-     and exists (select 1 from pg_temp.upload_items v where v.id = u.id and v.idx < u.idx and v.problem is null);
-
-  -- ids already stored: a duplicate if they belong to this device, rejected otherwise
-  update pg_temp.upload_items u
-     set status = case when s.device_id = dev.id then 'duplicate' else 'rejected' end,
-         problem = case when s.device_id = dev.id then null else 'id: already used by another session' end
-    from public.usage_sessions s
-   where s.id = u.id and u.problem is null and u.status is null;
-
-  with inserted as (
+  -- One statement: validation (per item, then the battery samples set-based), classification against this
+  -- batch and the stored sessions, the inserts of sessions and their battery curves, and the per-item result.
+  -- The statement-level triggers on usage_sessions mark the touched days in this same transaction.
+  with items as materialized (
+    select e.ord - 1 as idx, e.item, t.st, t.et, private.session_item_problem(e.item, t.st, t.et) as problem
+      from jsonb_array_elements(upload_sessions.sessions) with ordinality as e(item, ord),
+           lateral (select private.parse_timestamp(e.item -> 'start_time') as st,
+                           private.parse_timestamp(e.item -> 'end_time') as et
+                    offset 0) as t
+  ), bad as (  -- the first bad sample of each item; a jsonpath pre-check in C skips items whose samples are all fine
+              -- (.type() never unwraps arrays in lax mode; a missing key compares false)
+    select distinct on (i.idx) i.idx,
+           case when jsonb_typeof(e.x) <> 'object' then 'battery_samples: every sample must be an object'
+                else 'battery_samples.' || coalesce(private.int_problem(e.x, 'elapsed_seconds', 0, 86400, true),
+                                                    private.int_problem(e.x, 'voltage_mv', 0, 5000, true)) end as problem
+      from items i, jsonb_array_elements(i.item -> 'battery_samples') with ordinality as e(x, n)
+     where i.problem is null and jsonb_typeof(i.item -> 'battery_samples') = 'array'
+       and jsonb_path_exists(i.item -> 'battery_samples',
+             'lax $[*] ? (@.type() != "object" || !(@.elapsed_seconds.type() == "number")
+                         || !(@.voltage_mv.type() == "number")
+                         || !(@.elapsed_seconds >= 0 && @.elapsed_seconds <= 86400
+                              && @.elapsed_seconds == @.elapsed_seconds.floor())
+                         || !(@.voltage_mv >= 0 && @.voltage_mv <= 5000 && @.voltage_mv == @.voltage_mv.floor()))')
+       and (jsonb_typeof(e.x) <> 'object'
+            or private.int_problem(e.x, 'elapsed_seconds', 0, 86400, true) is not null
+            or private.int_problem(e.x, 'voltage_mv', 0, 5000, true) is not null)
+     order by i.idx, e.n
+  ), dup as (
+    select distinct on (g.idx) g.idx, 'battery_samples.elapsed_seconds: duplicate value ' || g.v as problem
+      from (select i.idx, e.x ->> 'elapsed_seconds' as v, min(e.n) as first_n
+              from items i, jsonb_array_elements(i.item -> 'battery_samples') with ordinality as e(x, n)
+             where i.problem is null and jsonb_typeof(i.item -> 'battery_samples') = 'array'
+             group by i.idx, e.x ->> 'elapsed_seconds' having count(*) > 1) g
+     order by g.idx, g.first_n
+  ), keyed as materialized (
+    select i.idx, i.item, i.st, i.et, p.problem,
+           case when p.problem is null then (i.item ->> 'id')::uuid end as id
+      from items i
+      left join bad b on b.idx = i.idx
+      left join dup d on d.idx = i.idx
+      cross join lateral (select coalesce(i.problem, b.problem, d.problem) as problem) p
+  ), classified as materialized (
+    select k.idx, k.item, k.st, k.et, k.id,
+           case when k.problem is not null then 'rejected'
+                when exists (select 1 from keyed v where v.id = k.id and v.idx < k.idx) then 'duplicate'
+                when s.device_id = dev.id then 'duplicate'
+                when s.device_id is not null then 'rejected'
+           end as status,
+           case when k.problem is not null then k.problem
+                when s.device_id is not null and s.device_id <> dev.id then 'id: already used by another session'
+           end as problem
+      from keyed k left join public.usage_sessions s on s.id = k.id
+  ), inserted as (
     insert into public.usage_sessions (
       id, device_id, user_id, shot_type, device_mode, level, led_pattern, start_time, end_time,
       working_duration, pause_duration, pause_count, termination_reason, completion_percent,
       had_temperature_warning, had_battery_warning, battery_start_mv, battery_end_mv, time_synced, sync_status)
-    select u.id, dev.id, uid,
-           (u.item ->> 'shot_type')::smallint,
-           (u.item ->> 'device_mode')::smallint,
-           (u.item ->> 'level')::smallint,
-           (u.item ->> 'led_pattern')::smallint,
-           u.st,
-           u.et,
-           coalesce((u.item ->> 'working_duration')::int, 0),
-           coalesce((u.item ->> 'pause_duration')::int, 0),
-           coalesce((u.item ->> 'pause_count')::smallint, 0),
-           (u.item ->> 'termination_reason')::smallint,
-           coalesce((u.item ->> 'completion_percent')::smallint, 0),
-           coalesce((u.item ->> 'had_temperature_warning')::boolean, false),
-           coalesce((u.item ->> 'had_battery_warning')::boolean, false),
-           (u.item ->> 'battery_start_mv')::int,
-           (u.item ->> 'battery_end_mv')::int,
-           coalesce((u.item ->> 'time_synced')::boolean, true),
-           2
-      from pg_temp.upload_items u
-     where u.problem is null and u.status is null
+    select c.id, dev.id, uid,
+           (c.item ->> 'shot_type')::smallint, (c.item ->> 'device_mode')::smallint, (c.item ->> 'level')::smallint,
+           (c.item ->> 'led_pattern')::smallint, c.st, c.et,
+           coalesce((c.item ->> 'working_duration')::int, 0), coalesce((c.item ->> 'pause_duration')::int, 0),
+           coalesce((c.item ->> 'pause_count')::smallint, 0), (c.item ->> 'termination_reason')::smallint,
+           coalesce((c.item ->> 'completion_percent')::smallint, 0),
+           coalesce((c.item ->> 'had_temperature_warning')::boolean, false),
+           coalesce((c.item ->> 'had_battery_warning')::boolean, false),
+           (c.item ->> 'battery_start_mv')::int, (c.item ->> 'battery_end_mv')::int,
+           coalesce((c.item ->> 'time_synced')::boolean, true), 2
+      from classified c
+     where c.status is null
     on conflict (id) do nothing
     returning id
+  ), curves as (
+    insert into public.battery_samples (session_id, elapsed_seconds, voltage_mv)
+    select c.id,
+           array_agg((b ->> 'elapsed_seconds')::int order by (b ->> 'elapsed_seconds')::int),
+           array_agg((b ->> 'voltage_mv')::int order by (b ->> 'elapsed_seconds')::int)
+      from classified c join inserted i on i.id = c.id, jsonb_array_elements(c.item -> 'battery_samples') b
+     where c.status is null and jsonb_typeof(c.item -> 'battery_samples') = 'array'
+     group by c.id
+    returning 1
+  ), outcome as (
+    select c.idx, coalesce(c.id::text, c.item ->> 'id') as id,
+           -- not inserted although unseen: a concurrent upload stored it first
+           coalesce(c.status, case when i.id is not null then 'stored' else 'duplicate' end) as status,
+           c.problem
+      from classified c left join inserted i on i.id = c.id and c.status is null
   )
-  update pg_temp.upload_items u set status = 'stored'
-    from inserted i where i.id = u.id and u.problem is null and u.status is null;
-
-  -- an id a concurrent upload stored between our check and our insert
-  update pg_temp.upload_items u
-     set status = case when s.device_id = dev.id then 'duplicate' else 'rejected' end,
-         problem = case when s.device_id = dev.id then null else 'id: already used by another session' end
-    from public.usage_sessions s
-   where s.id = u.id and u.problem is null and u.status is null;
-
-  insert into public.battery_samples (session_id, elapsed_seconds, voltage_mv)
-  select u.id,
-         array_agg((b ->> 'elapsed_seconds')::int order by (b ->> 'elapsed_seconds')::int),
-         array_agg((b ->> 'voltage_mv')::int order by (b ->> 'elapsed_seconds')::int)
-    from pg_temp.upload_items u, jsonb_array_elements(u.item -> 'battery_samples') b
-   where u.status = 'stored' and jsonb_typeof(u.item -> 'battery_samples') = 'array'
-   group by u.id;
-
-  update pg_temp.upload_items set status = 'rejected' where status is null and problem is not null;
-
   select jsonb_build_object(
-           'stored', count(*) filter (where status = 'stored'),
-           'duplicates', count(*) filter (where status = 'duplicate'),
-           'rejected', count(*) filter (where status = 'rejected'),
-           'results', jsonb_agg(
-              jsonb_strip_nulls(jsonb_build_object(
-                'index', idx,
-                'id', coalesce(id::text, item ->> 'id'),
-                'status', status,
-                'reason', case when status = 'rejected' then problem end))
-              order by idx))
+           'stored', count(*) filter (where o.status = 'stored'),
+           'duplicates', count(*) filter (where o.status = 'duplicate'),
+           'rejected', count(*) filter (where o.status = 'rejected'),
+           'results', jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'index', o.idx, 'id', o.id, 'status', o.status,
+               'reason', case when o.status = 'rejected' then o.problem end)) order by o.idx))
     into result
-    from pg_temp.upload_items;
+    from outcome o;
   return result;
 end
 $$;
