@@ -12,7 +12,7 @@ import json
 import uuid
 import zipfile
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from dtx_worker.handlers import HANDLERS
 from dtx_worker.handlers.reports import process_request
-from dtx_worker.jobs import ExecutorLimits, JobExecutor
+from dtx_worker.jobs import ExecutorLimits, Job, JobContext, JobExecutor
 from dtx_worker.reports.i18n import CATALOGS, Formatter
 from dtx_worker.reports.model import MODES, ShotType, whole_minutes
 from dtx_worker.storage import LocalObjectStore
@@ -240,3 +240,18 @@ async def test_sessions_csv_and_data_export(api: PostgrestSession, db: Conn, mak
     assert [g["target_minutes"] for g in goals] == [90]
     kinds = db.execute("select kind from notifications where user_id = %s", (u.id,)).fetchall()
     assert [k["kind"] for k in kinds] == ["export_ready", "export_ready"]
+
+
+async def test_schedule_job_requests_due_reports(db: Conn, make_user: MakeUser, pool: AsyncConnectionPool) -> None:
+    uid = make_user(meta={"timezone": "Asia/Seoul", "locale": "ko"})
+    db.execute("update profiles set created_at = '2020-01-01' where id = %s", (uid,))
+    job = Job(id=0, kind="reports.schedule", payload={}, attempts=1, max_attempts=5)
+    for _ in range(2):
+        await HANDLERS["reports.schedule"](job, JobContext(pool, "test"))
+    today = datetime.now(ZoneInfo("Asia/Seoul")).date()
+    last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    rows = db.execute("select kind, period_start, locale, status from report_requests where user_id = %s",
+                      (uid,)).fetchall()
+    assert rows == [{"kind": "monthly", "period_start": last_month, "locale": "ko", "status": "queued"}]
+    with pytest.raises(ValueError, match="extra"):
+        await HANDLERS["reports.schedule"](Job(0, "reports.schedule", {"x": 1}, 1, 5), JobContext(pool, "test"))

@@ -244,3 +244,19 @@ async def render_report_job(job: Job, ctx: JobContext) -> None:
     payload = RenderPayload.model_validate(job.payload)
     await process_request(ctx.pool, object_store_from_env(ctx.pool), payload.request_id,
                           final_attempt=job.attempts >= job.max_attempts)
+
+
+class SchedulePayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+async def enqueue_due_reports_job(job: Job, ctx: JobContext) -> None:
+    """`reports.schedule` (enqueued hourly by the schedule table): create the monthly and weekly report requests
+    that are due now, each with its `reports.render` job (`private.enqueue_due_reports`, idempotent)."""
+    SchedulePayload.model_validate(job.payload)
+    async with ctx.pool.connection() as conn:
+        cur = await conn.execute("select private.enqueue_due_reports(now())")
+        row = await cur.fetchone()
+    created = int(row[0]) if row else 0
+    if created:
+        log.info("scheduled reports requested", extra={"requests": created})
