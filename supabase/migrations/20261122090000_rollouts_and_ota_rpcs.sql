@@ -116,6 +116,8 @@ create table public.device_firmware_status (
   verified_at timestamptz,
   check ((phase = 'idle') or (rollout_id is not null and target_version_id is not null) or phase = 'succeeded')
 );
+-- room on each page for HOT updates: a check-in rewrites the row without touching indexed columns
+alter table public.device_firmware_status set (fillfactor = 80);
 create index device_firmware_status_rollout_idx on public.device_firmware_status (rollout_id, phase);
 -- what the evaluation's timeout sweep reads: only updates in flight
 create index device_firmware_status_in_flight_idx on public.device_firmware_status (rollout_id, phase_at)
@@ -129,9 +131,9 @@ create policy device_firmware_status_service on public.device_firmware_status fo
   using (true) with check (true);
 grant select on public.device_firmware_status to authenticated, service_role;
 
--- Devices per (rollout, phase), kept exact without scanning the status table: every statement that changes
--- a status row appends its net change to rollout_phase_deltas (inserts only: concurrent check-ins never wait
--- on a shared counter row), and each evaluation folds the deltas into rollout_phase_counts.
+-- Devices per (rollout, phase), kept exact without scanning the status table: every change of a status row's
+-- rollout or phase appends -1/+1 to rollout_phase_deltas (inserts only: concurrent check-ins never wait on a
+-- shared counter row), and each evaluation folds the deltas into rollout_phase_counts.
 create table private.rollout_phase_deltas (
   id bigint generated always as identity primary key,
   rollout_id uuid not null,
@@ -146,49 +148,30 @@ create table private.rollout_phase_counts (
 );
 revoke all on private.rollout_phase_deltas, private.rollout_phase_counts from public;
 
-create function private.status_deltas_ins() returns trigger
+-- Row-level with WHEN clauses: a check-in that changes neither rollout nor phase (the common case) fires
+-- nothing at all.
+create function private.status_delta() returns trigger
 language plpgsql security definer
 set search_path = ''
 as $$
 begin
-  insert into private.rollout_phase_deltas (rollout_id, phase, delta)
-  select n.rollout_id, n.phase, count(*) from new_rows n where n.rollout_id is not null group by 1, 2;
+  if tg_op in ('UPDATE', 'DELETE') and old.rollout_id is not null then
+    insert into private.rollout_phase_deltas (rollout_id, phase, delta) values (old.rollout_id, old.phase, -1);
+  end if;
+  if tg_op in ('INSERT', 'UPDATE') and new.rollout_id is not null then
+    insert into private.rollout_phase_deltas (rollout_id, phase, delta) values (new.rollout_id, new.phase, 1);
+  end if;
   return null;
 end
 $$;
-create function private.status_deltas_upd() returns trigger
-language plpgsql security definer
-set search_path = ''
-as $$
-begin
-  insert into private.rollout_phase_deltas (rollout_id, phase, delta)
-  select x.rollout_id, x.phase, sum(x.delta) from (
-    select o.rollout_id, o.phase, -1 as delta from old_rows o join new_rows n using (device_id)
-     where o.rollout_id is not null and (o.rollout_id, o.phase) is distinct from (n.rollout_id, n.phase)
-    union all
-    select n.rollout_id, n.phase, 1 from old_rows o join new_rows n using (device_id)
-     where n.rollout_id is not null and (o.rollout_id, o.phase) is distinct from (n.rollout_id, n.phase)) x
-  group by 1, 2 having sum(x.delta) <> 0;
-  return null;
-end
-$$;
-create function private.status_deltas_del() returns trigger
-language plpgsql security definer
-set search_path = ''
-as $$
-begin
-  insert into private.rollout_phase_deltas (rollout_id, phase, delta)
-  select o.rollout_id, o.phase, -count(*) from old_rows o where o.rollout_id is not null group by 1, 2;
-  return null;
-end
-$$;
-revoke all on function private.status_deltas_ins(), private.status_deltas_upd(), private.status_deltas_del() from public;
-create trigger device_firmware_status_deltas_ins after insert on public.device_firmware_status
-  referencing new table as new_rows for each statement execute function private.status_deltas_ins();
-create trigger device_firmware_status_deltas_upd after update on public.device_firmware_status
-  referencing old table as old_rows new table as new_rows for each statement execute function private.status_deltas_upd();
-create trigger device_firmware_status_deltas_del after delete on public.device_firmware_status
-  referencing old table as old_rows for each statement execute function private.status_deltas_del();
+revoke all on function private.status_delta() from public;
+create trigger device_firmware_status_delta_ins after insert on public.device_firmware_status
+  for each row when (new.rollout_id is not null) execute function private.status_delta();
+create trigger device_firmware_status_delta_upd after update of rollout_id, phase on public.device_firmware_status
+  for each row when ((old.rollout_id, old.phase) is distinct from (new.rollout_id, new.phase))
+  execute function private.status_delta();
+create trigger device_firmware_status_delta_del after delete on public.device_firmware_status
+  for each row when (old.rollout_id is not null) execute function private.status_delta();
 
 -- Fold pending deltas into the counts (concurrent folds are safe: each delta row is deleted exactly once).
 create function private.fold_rollout_counts() returns void
