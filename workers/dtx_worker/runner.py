@@ -1,5 +1,6 @@
 """`dtx-worker run`: one asyncio process with a connection pool, LISTEN wake-ups plus polling, the job
-executor, the statistics drain and housekeeping; SIGTERM/SIGINT stop it gracefully (exit 0)."""
+executor, the statistics drain and the scheduler (`dtx_worker.schedules`); SIGTERM/SIGINT stop it gracefully
+(exit 0)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from dtx_worker.config import WorkerSettings
 from dtx_worker.handlers import HANDLERS
 from dtx_worker.jobs import ExecutorLimits, JobExecutor
-from dtx_worker.maintenance import run_maintenance_loop
+from dtx_worker.scheduler import build_scheduler
 from dtx_worker.stats import run_stats_loop
 from dtx_worker.wakeups import Wakeups, listen
 
@@ -61,15 +62,18 @@ async def run_worker(settings: WorkerSettings) -> int:
         concurrency=settings.concurrency, batch_size=settings.batch_size, lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval, shutdown_grace=settings.shutdown_grace,
         retry_base_seconds=settings.retry_base_seconds))
+    scheduler = build_scheduler(pool, settings.poll_interval)
     try:
+        scheduler.start()
         log.info("worker ready", extra={"worker_id": settings.worker_id, "database": redacted(settings.database_url),
                                         "kinds": sorted(HANDLERS)})
         await asyncio.gather(
             executor.run(wakeups.jobs, stopping),
             run_stats_loop(pool, settings.stats_batch_size, wakeups.stats, stopping, settings.poll_interval),
-            run_maintenance_loop(pool, stopping, settings.poll_interval),
         )
     finally:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
         await pool.close()
