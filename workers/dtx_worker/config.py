@@ -36,6 +36,8 @@ class WorkerSettings(BaseSettings):
     shutdown_grace: float = Field(20.0, ge=0, le=600, description="seconds to let running jobs finish on SIGTERM")
     pool_size: int = Field(5, ge=2, le=100)
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="serve /healthz and /metrics (0: any port)")
+    metrics_host: str = Field("0.0.0.0", min_length=1, description="address the metrics server binds")
 
 
 def env_name(field: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from dtx_worker.metrics import WorkerMetrics
 from dtx_worker.wakeups import wait_or_poll
 
 log = logging.getLogger("dtx_worker.jobs")
@@ -53,8 +55,9 @@ def describe_error(exc: BaseException) -> str:
 
 class JobExecutor:
     def __init__(self, pool: AsyncConnectionPool, worker_id: str, handlers: Mapping[str, Handler],
-                 limits: ExecutorLimits) -> None:
+                 limits: ExecutorLimits, metrics: WorkerMetrics | None = None) -> None:
         self.pool = pool
+        self.metrics = metrics
         self.worker_id = worker_id
         self.handlers = dict(handlers)
         self.limits = limits
@@ -67,11 +70,16 @@ class JobExecutor:
                 "select id, kind, payload, attempts, max_attempts"
                 " from private.claim_jobs(%s, %s, %s, make_interval(secs => %s))",
                 (self.worker_id, sorted(self.handlers), n, self.limits.lease_seconds))
-            return [Job(**row) for row in await cur.fetchall()]
+            jobs = [Job(**row) for row in await cur.fetchall()]
+        if self.metrics:
+            for job in jobs:
+                self.metrics.claimed(job.kind)
+        return jobs
 
     async def execute(self, job: Job) -> None:
         ctx = JobContext(self.pool, self.worker_id)
         fields = {"job_id": job.id, "kind": job.kind, "attempt": job.attempts}
+        started = time.monotonic()
         try:
             # finish well before the lease runs out, so that nobody else can be running it too
             async with asyncio.timeout(self.limits.lease_seconds * 0.9):
@@ -82,11 +90,15 @@ class JobExecutor:
         except Exception as exc:
             error = describe_error(exc)
             dead = job.attempts >= job.max_attempts
+            if self.metrics:
+                self.metrics.finished(job.kind, "dead" if dead else "failed", time.monotonic() - started)
             log.log(logging.ERROR if dead else logging.WARNING,
                     "job dead-lettered" if dead else "job failed; will retry", extra={**fields, "error": error})
             await self._record("select private.fail_job(%s, %s, %s, make_interval(secs => %s))",
                                (job.id, error, self.worker_id, self.limits.retry_base_seconds), fields)
             return
+        if self.metrics:
+            self.metrics.finished(job.kind, "succeeded", time.monotonic() - started)
         await self._record("select private.complete_job(%s, %s)", (job.id, self.worker_id), fields)
         log.info("job done", extra=fields)
 

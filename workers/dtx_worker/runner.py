@@ -14,7 +14,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from dtx_worker.config import WorkerSettings
 from dtx_worker.handlers import HANDLERS
+from dtx_worker.health import HealthServer
 from dtx_worker.jobs import ExecutorLimits, JobExecutor
+from dtx_worker.metrics import WorkerMetrics
 from dtx_worker.scheduler import build_scheduler
 from dtx_worker.stats import run_stats_loop
 from dtx_worker.wakeups import Wakeups, listen
@@ -57,12 +59,23 @@ async def run_worker(settings: WorkerSettings) -> int:
         log.error("cannot reach the database; check DATABASE_URL (and run `make db` for the local stack)",
                   extra={"database": redacted(settings.database_url)})
         return 1
+    metrics = WorkerMetrics() if settings.metrics_port is not None else None
+    health_server = HealthServer(pool, wakeups, metrics) if metrics else None
+    if health_server and settings.metrics_port is not None:
+        try:
+            await health_server.start(settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            log.error("cannot serve metrics; check DTX_WORKER_METRICS_PORT and DTX_WORKER_METRICS_HOST",
+                      extra={"host": settings.metrics_host, "port": settings.metrics_port, "error": str(exc)})
+            await pool.close()
+            return 1
     listener = asyncio.create_task(listen(settings.database_url, wakeups, settings.poll_interval), name="listen")
     executor = JobExecutor(pool, settings.worker_id, HANDLERS, ExecutorLimits(
         concurrency=settings.concurrency, batch_size=settings.batch_size, lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval, shutdown_grace=settings.shutdown_grace,
-        retry_base_seconds=settings.retry_base_seconds))
-    scheduler = build_scheduler(pool, settings.poll_interval)
+        retry_base_seconds=settings.retry_base_seconds), metrics)
+    scheduler = build_scheduler(pool, settings.poll_interval, local_tasks=[
+        ("refresh queue metrics", settings.poll_interval, metrics.refresh_queue)] if metrics else [])
     try:
         scheduler.start()
         log.info("worker ready", extra={"worker_id": settings.worker_id, "database": redacted(settings.database_url),
@@ -76,6 +89,8 @@ async def run_worker(settings: WorkerSettings) -> int:
             scheduler.shutdown(wait=False)
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
+        if health_server:
+            await health_server.close()
         await pool.close()
     log.info("worker stopped", extra={"worker_id": settings.worker_id})
     return 0

@@ -21,6 +21,7 @@ class Wakeups:
     def __init__(self) -> None:
         self.jobs = asyncio.Event()
         self.stats = asyncio.Event()
+        self.connected = False  # the LISTEN connection is up (for /healthz)
 
     def all(self) -> None:
         self.jobs.set()
@@ -45,9 +46,13 @@ async def listen(database_url: str, wakeups: Wakeups, retry_delay: float) -> Non
             async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
                 await conn.execute(f"listen {CHANNEL}")
                 log.info("listening", extra={"channel": CHANNEL})
+                wakeups.connected = True
                 wakeups.all()
                 async for note in conn.notifies():
                     wakeups.dispatch(note.payload)
         except psycopg.OperationalError as exc:
+            wakeups.connected = False
             log.warning("listen connection lost; relying on polling until it is back", extra={"error": str(exc)})
             await asyncio.sleep(retry_delay)
+        finally:
+            wakeups.connected = False
