@@ -43,9 +43,12 @@ psql: db
 
 run: db
 	@$(PY) -m dtx_worker summary
-	@echo "starting the worker (Ctrl-C to stop; logs are JSON lines)"
-	@DATABASE_URL=$${DATABASE_URL:-postgresql://postgres:postgres@127.0.0.1:$${DTX_DB_PORT:-54322}/postgres} \
-		exec $(PY) -m dtx_worker run
+	@export DATABASE_URL=$${DATABASE_URL:-postgresql://postgres:postgres@127.0.0.1:$${DTX_DB_PORT:-54322}/postgres}; \
+	$(PY) -m dtx_worker.demo_fleet & fleet=$$!; \
+	trap 'kill $$fleet 2>/dev/null; wait $$fleet 2>/dev/null' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
+	echo "starting the worker (Ctrl-C to stop; logs are JSON lines; demo-fleet lines are the simulated devices)"; \
+	$(PY) -m dtx_worker run
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -75,3 +75,47 @@ on conflict do nothing;
 insert into public.announcements (id, title, body, kind, is_published)
 values (md5('demo-announcement-1')::uuid, 'Welcome to DualTetraX', 'Your sessions now sync to the cloud.', 'notice', true)
 on conflict (id) do nothing;
+
+-- A staged OTA rollout to watch in `make run`: a lab fleet of 40 more devices (owned by one lab account), the
+-- published demo firmware 1.1.0 and an active rollout 10 % -> 50 % -> 100 % with one-minute soaks.
+-- `python -m dtx_worker.demo_fleet` (started by `make run`) makes the devices check in and report; the worker
+-- advances the stages. The binary is build_test_image(version="1.1.0", size=65536) (the simulator writes it
+-- to .local/storage if it is missing); at 10 % this rollout selects 4 of the 52 devices, at 50 % 27.
+insert into auth.users (id, aud, role, email, encrypted_password, email_confirmed_at, raw_user_meta_data, raw_app_meta_data)
+values (md5('demo-user-lab@dualtetrax.test')::uuid, 'authenticated', 'authenticated', 'lab@dualtetrax.test',
+        extensions.crypt('dualtetrax-demo', extensions.gen_salt('bf', 6)), now(),
+        '{"display_name": "Device Lab", "timezone": "Asia/Seoul", "locale": "en"}'::jsonb,
+        '{"provider": "email", "providers": ["email"]}'::jsonb)
+on conflict (id) do nothing;
+
+insert into public.devices (id, owner_id, serial_number, model, hardware_revision, firmware_version, ble_address, nickname)
+select md5('demo-device-lab-' || k)::uuid, md5('demo-user-lab@dualtetrax.test')::uuid,
+       'DTX-LAB-' || lpad(k::text, 3, '0'), 'DualTetraX', 'rev-c', '1.0.23',
+       upper(regexp_replace(substr(md5('ble-lab-' || k), 1, 12), '(..)(?!$)', '\1:', 'g')),
+       'Lab ' || lpad(k::text, 2, '0')
+from generate_series(1, 40) as k
+on conflict (id) do nothing;
+
+insert into public.firmware_versions (id, version, version_code, model, channel, changelog, storage_path, size_bytes, sha256)
+select md5('demo-firmware-DualTetraX-1.1.0')::uuid, '1.1.0', 10100, 'DualTetraX', 'stable',
+       'Demo release: smoother E-Shot ramp, battery warning at 3.4 V.', 'DualTetraX/1.1.0/dualtetrax-1.1.0.bin', 65536,
+       '2e4e7d442a6694872b834d8b6ae81fdce9113fbed2e48971f7fff96577073345'
+where not exists (select 1 from public.firmware_versions where model = 'DualTetraX' and version_code >= 10100);
+update public.firmware_versions set status = 'published'
+ where id = md5('demo-firmware-DualTetraX-1.1.0')::uuid and status = 'draft';
+insert into storage.objects (bucket_id, name, metadata)
+values ('firmware-binaries', 'DualTetraX/1.1.0/dualtetrax-1.1.0.bin',
+        '{"size": 65536, "mimetype": "application/octet-stream"}'::jsonb)
+on conflict (bucket_id, name) do nothing;
+
+insert into public.firmware_rollouts (id, firmware_version_id, name, strategy, stages, model, channel,
+  success_threshold, failure_threshold, min_sample_size, in_progress_timeout_minutes, status, started_at,
+  stage_started_at, status_reason)
+select md5('demo-rollout-1.1.0')::uuid, f.id, 'Demo: 1.1.0 to the whole fleet', 'staged',
+       '[{"percent": 10, "soak_minutes": 1}, {"percent": 50, "soak_minutes": 1}, {"percent": 100, "soak_minutes": 1}]',
+       'DualTetraX', 'stable', 80, 40, 3, 5, 'active', now(), now(), 'started by the demo seed'
+from public.firmware_versions f
+where f.id = md5('demo-firmware-DualTetraX-1.1.0')::uuid and f.status = 'published'
+  and not exists (select 1 from public.firmware_rollouts r
+                   where r.model = 'DualTetraX' and r.channel = 'stable' and r.status in ('active', 'paused'))
+on conflict do nothing;
