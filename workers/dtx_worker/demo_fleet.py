@@ -44,7 +44,7 @@ NEXT_PHASE = {"offered": "downloading", "downloading": "transferring", "transfer
               "cancelled": "downloading"}
 
 DEVICES_SQL = """
-select d.id, d.owner_id, d.serial_number, d.firmware_version, s.phase, s.rollout_id, s.last_check_at,
+select d.id, d.owner_id, d.serial_number, d.firmware_version, s.phase, s.rollout_id, s.verified_at,
        f.version as target_version
   from public.devices d
   join public.profiles p on p.id = d.owner_id and p.is_active
@@ -93,7 +93,6 @@ class DemoFleet:
         self.rng = random.Random(self.options.seed)
         self.last_check: dict[uuid.UUID, float] = {}
         self.rollout_state: dict[uuid.UUID, tuple[str, int]] = {}
-        self.confirmed: set[uuid.UUID] = set()
 
     async def _as_owner(self, owner: uuid.UUID, sql: str, params: tuple[Any, ...]) -> Any:
         now = int(time.time())
@@ -169,8 +168,7 @@ class DemoFleet:
         if result.get("update_available"):
             return Event(serial, "offered", f"{d['firmware_version']} -> {result['version']}"
                                             f" ({result['size_bytes']:,} bytes)")
-        if phase == "succeeded" and d["target_version"] == d["firmware_version"] and d["id"] not in self.confirmed:
-            self.confirmed.add(d["id"])
+        if phase == "succeeded" and d["target_version"] == d["firmware_version"] and d["verified_at"] is None:
             return Event(serial, "confirmed", f"checked in running {d['firmware_version']}")
         return None
 
@@ -258,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         return loop.run_until_complete(task)
     except asyncio.CancelledError:
         print("demo-fleet: stopped", flush=True)
+        return 0
+    except BrokenPipeError:  # stdout closed (e.g. piped into head)
+        sys.stderr.close()
         return 0
     finally:
         loop.close()
