@@ -133,4 +133,4 @@ def test_command_line_runs_rounds(stack: LocalStack, capsys: pytest.CaptureFixtu
     m = f"DemoSim-{uuid.uuid4().hex[:6]}"
     assert main(["--database-url", stack.dsn(), "--model", m, "--rounds", "2", "--interval", "0.01"]) == 0
     out = capsys.readouterr().out
-    assert f"0 {m} devices" in out and "no rollout for this model yet" in out
+    assert f"0 {m} devices" in out and "no active rollout for this model" in out

@@ -227,9 +227,9 @@ async def run(args: argparse.Namespace) -> int:
             events = await fleet.round()
             for event in events:
                 print(event.line(), flush=True)
-            if rounds == 0 and not fleet.rollout_state:
-                print("demo-fleet: no rollout for this model yet (make db-reset loads the demo rollout, or"
-                      " use `dtx rollout create … --start`)", flush=True)
+            if rounds == 0 and not any(status in ("active", "paused") for status, _ in fleet.rollout_state.values()):
+                print("demo-fleet: no active rollout for this model: `make db-reset` loads the demo rollout again,"
+                      " or publish a version and start one (docs/admin.md)", flush=True)
             rounds += 1
             await asyncio.sleep(args.interval)
     return 0
