@@ -80,9 +80,10 @@ def workers() -> Iterator[list[WorkerProcess]]:
             w.proc.wait()
 
 
-def enqueue_jobs(db: Conn, n: int) -> list[int]:
-    """Jobs that take a moment (a reconciliation over every user's last 30 days), so kills land mid-job."""
-    rows = [db.execute("select private.enqueue_job('stats.reconcile', '{\"days\": 30}', null, null, 20) as id"
+def enqueue_jobs(db: Conn, n: int, uid: uuid.UUID) -> list[int]:
+    """Real jobs (a reconciliation of the user's last 30 days) that kills may interrupt."""
+    payload = psycopg.types.json.Jsonb({"days": 30, "user_id": str(uid)})
+    rows = [db.execute("select private.enqueue_job('stats.reconcile', %s, null, null, 20) as id", (payload,)
                        ).fetchone() for _ in range(n)]
     return [r["id"] for r in rows if r]
 
@@ -91,7 +92,7 @@ def test_sigkill_at_random_moments_loses_nothing(stack: LocalStack, api: Postgre
                                                  make_user: MakeUser, workers: list[WorkerProcess]) -> None:
     rng = random.Random(7)
     up = Uploader(api, make_user, seed=11)
-    jobs = enqueue_jobs(db, 12)
+    jobs = enqueue_jobs(db, 12, up.uid)
     for round_no in range(5):
         w = start_worker(stack, f"chaos-{round_no}")
         workers.append(w)
