@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,16 @@ from tests.support.stack import LocalStack
 
 Conn = psycopg.Connection[dict[str, Any]]
 MODES = {0: [1, 2, 3, 4], 1: [17, 18, 19, 20], 2: [33]}
+
+
+@pytest.fixture(autouse=True)
+def leave_no_report_work(db: Conn) -> Iterator[None]:
+    """The database is shared with later tests that run a real worker: leave no queued report jobs for it, and
+    no back-dated user the hourly schedule would owe a report."""
+    yield
+    db.execute("delete from jobs where kind in ('reports.render', 'reports.schedule') and status = 'queued'")
+    db.execute("update notification_settings set monthly_report = false, weekly_report = false"
+               " where user_id in (select id from profiles where created_at < now() - interval '1 day')")
 
 
 @pytest.fixture

@@ -250,10 +250,15 @@ def storage_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("DTX_WORKER_STORAGE_DIR") or DEFAULT_STORAGE_DIR)
 
 
+_REMOTE_STORES: dict[tuple[str, str], SupabaseObjectStore] = {}
+
+
 def object_store_from_env(pool: AsyncConnectionPool | None, env: Mapping[str, str] | None = None) -> ObjectStore:
     """Supabase Storage when SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are set, else the local folder."""
     env = os.environ if env is None else env
     url, key = env.get("SUPABASE_URL"), env.get("SUPABASE_SERVICE_ROLE_KEY")
     if url and key:
-        return SupabaseObjectStore(url, key)
+        if (url, key) not in _REMOTE_STORES:  # one HTTP client per process, reused by every job
+            _REMOTE_STORES[(url, key)] = SupabaseObjectStore(url, key)
+        return _REMOTE_STORES[(url, key)]
     return LocalObjectStore(storage_dir(env), pool)
