@@ -75,4 +75,5 @@ async def test_sigkill_mid_store_then_retry_exactly_once(stack: LocalStack, api:
     assert db.execute("select status, attempts from report_requests where id = %s",
                       (req["id"],)).fetchone() == {"status": "ready", "attempts": 2}
     assert db.execute("select count(*) as n from storage.objects where name like %s", (f"{u.id}/%",)).fetchone() == {"n": 1}
-    assert db.execute("select count(*) as n from notifications where user_id = %s", (u.id,)).fetchone() == {"n": 1}
+    notes = db.execute("select title, body from notifications where user_id = %s", (u.id,)).fetchall()
+    assert notes == [{"title": "Informe de uso mensual", "body": "octubre de 2026"}]

@@ -103,6 +103,7 @@ async def test_monthly_report_numbers_equal_the_statistics(api: PostgrestSession
 
     notes = db.execute("select kind, title, data, dedupe_key from notifications where user_id = %s", (u.id,)).fetchall()
     assert len(notes) == 1 and notes[0]["kind"] == "report_ready"
+    assert (notes[0]["title"], notes[0]["dedupe_key"]) == ("Monthly usage report", "report:monthly:2026-10-01:en")
     assert notes[0]["data"]["object_path"] == f"{u.id}/2026-10-en.pdf" and notes[0]["data"]["bucket"] == "reports"
 
     # a signed URL for the owner's client (locally: an HMAC token) opens exactly this file

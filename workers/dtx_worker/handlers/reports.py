@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -38,6 +39,7 @@ from dtx_worker.reports import (
     resolve_locale,
 )
 from dtx_worker.reports.aggregate import previous_period, streaks, summarize_days, totals_of
+from dtx_worker.reports.i18n import CATALOGS, Formatter
 from dtx_worker.reports.model import whole_minutes
 from dtx_worker.storage import ObjectStore, object_store_from_env
 
@@ -204,11 +206,19 @@ async def build_file(conn: AsyncConnection[Any], request: Row,
     raise ValueError(f"kind: unknown report kind {kind!r}")
 
 
-def notification_body(request: Row) -> str:
+def notification_text(request: Row, tz: str = "UTC") -> tuple[str, str]:
+    """The in-app notification's title and body: a report's own title and period in its language; exports in
+    English (the app words them from `kind` when it has its own strings)."""
     start, end = request["period_start"], request["period_end"]
+    if request["kind"] in ("weekly", "monthly"):
+        locale = resolve_locale(request["locale"])
+        catalog, fmt = CATALOGS[locale], Formatter(locale, ZoneInfo(tz))
+        if request["kind"] == "monthly":
+            return catalog.title_monthly, fmt.month(start)
+        return catalog.title_weekly, fmt.date_range(start, end)
     if request["kind"] == "data_export":
-        return f"Exported on {start.isoformat()}."
-    return f"{start.isoformat()} – {end.isoformat()}"
+        return TITLES["data_export"], f"Exported on {start.isoformat()}."
+    return TITLES[request["kind"]], f"{start.isoformat()} – {end.isoformat()}"
 
 
 async def process_request(pool: AsyncConnectionPool, store: ObjectStore, request_id: uuid.UUID, *,
@@ -225,8 +235,7 @@ async def process_request(pool: AsyncConnectionPool, store: ObjectStore, request
             data = await build_file(conn, request)
         await store.put(request["bucket"], request["object_path"], data, CONTENT_TYPES[request["kind"]])
         async with pool.connection() as conn:
-            await conn.execute("select private.finish_report(%s, %s, %s)",
-                               (request_id, TITLES[request["kind"]], notification_body(request)))
+            await conn.execute("select private.finish_report(%s, %s, %s)", (request_id, *notification_text(request)))
     except Exception as exc:
         try:
             async with pool.connection() as conn:
