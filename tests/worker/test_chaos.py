@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.conftest import MakeUser
-from tests.db.test_daily_statistics import BASE, MODES, Session, oracle, stored
+from tests.db.test_daily_statistics import BASE, MODES, Session, drain, oracle, stored
 from tests.support.pgrest import Caller, PostgrestSession, user
 from tests.support.stack import LocalStack
 from tests.worker.test_run_command import WorkerProcess, wait_until
@@ -81,16 +81,18 @@ def workers() -> Iterator[list[WorkerProcess]]:
 
 
 def enqueue_jobs(db: Conn, n: int, uid: uuid.UUID) -> list[int]:
-    """Real jobs (a reconciliation of the user's last 30 days) that kills may interrupt."""
+    """Real jobs (a reconciliation of the user's last 30 days) that kills may interrupt; ready since yesterday,
+    so they come before whatever earlier tests left in the queue."""
     payload = psycopg.types.json.Jsonb({"days": 30, "user_id": str(uid)})
-    rows = [db.execute("select private.enqueue_job('stats.reconcile', %s, null, null, 20) as id", (payload,)
-                       ).fetchone() for _ in range(n)]
+    rows = [db.execute("select private.enqueue_job('stats.reconcile', %s, null, now() - interval '1 day', 20) as id",
+                       (payload,)).fetchone() for _ in range(n)]
     return [r["id"] for r in rows if r]
 
 
 def test_sigkill_at_random_moments_loses_nothing(stack: LocalStack, api: PostgrestSession, db: Conn,
                                                  make_user: MakeUser, workers: list[WorkerProcess]) -> None:
     rng = random.Random(7)
+    drain(db)  # days other tests left dirty would only slow the workers down
     up = Uploader(api, make_user, seed=11)
     jobs = enqueue_jobs(db, 12, up.uid)
     for round_no in range(5):
@@ -121,13 +123,14 @@ def test_sigkill_at_random_moments_loses_nothing(stack: LocalStack, api: Postgre
 
 def test_two_workers_never_run_a_job_twice(stack: LocalStack, api: PostgrestSession, db: Conn,
                                            make_user: MakeUser, workers: list[WorkerProcess]) -> None:
+    drain(db)
     a, b = start_worker(stack, "twin-a"), start_worker(stack, "twin-b")
     workers += [a, b]
     a.wait_for_event("listening")
     b.wait_for_event("listening")
     up = Uploader(api, make_user, seed=5)
-    jobs = [r["id"] for r in (db.execute("select private.enqueue_job('jobs.prune', '{}') as id").fetchone()
-                              for _ in range(60)) if r]
+    jobs = [r["id"] for r in (db.execute("select private.enqueue_job('jobs.prune', '{}', null,"
+                                         " now() - interval '1 day') as id").fetchone() for _ in range(60)) if r]
     for _ in range(10):
         up.step()
 
