@@ -1,15 +1,22 @@
 -- The rollout engine runs as a worker job: `rollouts.evaluate` calls private.evaluate_rollouts(). It is
--- enqueued in the same transaction as every device status report and every rollout state change, and on a
--- schedule by the worker. The dedupe key is per minute, so a burst of reports makes one job a minute while a
--- running evaluation never swallows the next minute's.
+-- enqueued in the same transaction as every device status report and every rollout state change, and every
+-- minute by the worker's schedule (key `rollouts.evaluate:<minute>`, see workers/dtx_worker/schedules.py).
+--
+-- Reports enqueue without a dedupe key, and only when no evaluation is *queued*: a queued one will see this
+-- change, a running one may not. So a burst of reports makes about one job at a time, and a report that
+-- arrives while an evaluation runs gets the next one. (Two concurrent reports may both enqueue; evaluations
+-- are idempotent.)
+
+create index jobs_queued_kind_idx on public.jobs (kind) where status = 'queued';
 
 create function private.enqueue_rollout_evaluation() returns trigger
 language plpgsql security definer
 set search_path = ''
 as $$
 begin
-  perform private.enqueue_job('rollouts.evaluate', '{}'::jsonb,
-    'rollouts.evaluate:' || to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI'));
+  if not exists (select 1 from public.jobs j where j.kind = 'rollouts.evaluate' and j.status = 'queued') then
+    perform private.enqueue_job('rollouts.evaluate', '{}'::jsonb, null);
+  end if;
   return null;
 end
 $$;
