@@ -23,6 +23,14 @@ on conflict (id) do nothing;
 
 update public.profiles set role = 'admin' where id = md5('demo-user-admin@dualtetrax.test')::uuid;
 
+-- The demo users have used their devices for months: signed up 120 days ago, so the worker's report schedule
+-- (monthly for everyone, weekly for those who turned it on) produces their reports for the last local month
+-- and week when `make run` starts the worker.
+update public.profiles set created_at = now() - interval '120 days'
+ where email like '%@example.test' and created_at > now() - interval '120 days';
+update public.notification_settings set weekly_report = true
+ where user_id in (select id from public.profiles where email in ('mina@example.test', 'sofia@example.test', 'somchai@example.test'));
+
 -- one device each, two for a few users; one beta device
 insert into public.devices (id, owner_id, serial_number, model, hardware_revision, firmware_version, ble_address, nickname, is_beta)
 select md5('demo-device-' || p.email || '-' || k)::uuid, p.id,
@@ -34,7 +42,7 @@ from public.profiles p, generate_series(1, 2) as k
 where p.email like '%@example.test' and (k = 1 or p.email in ('mina@example.test', 'sofia@example.test', 'emma@example.test'))
 on conflict (id) do nothing;
 
--- 30 days of sessions: most days one or two, some days none
+-- 90 days of sessions: most days one or two, some days none
 insert into public.usage_sessions (id, device_id, user_id, shot_type, device_mode, level, start_time, end_time,
   working_duration, pause_duration, pause_count, termination_reason, completion_percent,
   had_temperature_warning, had_battery_warning, battery_start_mv, battery_end_mv, time_synced)
@@ -45,7 +53,7 @@ select md5('demo-session-' || d.id || '-' || day || '-' || slot)::uuid, d.id, d.
        case when work >= 480 then 0 else 1 end, least(100, work * 100 / 480),
        h % 29 = 0, h % 31 = 0, 4150 - h % 100, 3900 - h % 150, true
 from public.devices d
-cross join generate_series(0, 29) as day
+cross join generate_series(0, 89) as day
 cross join generate_series(1, 2) as slot
 cross join lateral (select ('x' || substr(md5(d.id::text || day || slot), 1, 7))::bit(28)::int as h) as r
 cross join lateral (select h % 3 as shot,

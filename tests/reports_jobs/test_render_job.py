@@ -9,6 +9,7 @@ import asyncio
 import csv
 import io
 import json
+import random
 import uuid
 import zipfile
 from collections import defaultdict
@@ -28,7 +29,7 @@ from dtx_worker.reports.model import MODES, ShotType, whole_minutes
 from dtx_worker.storage import LocalObjectStore
 from tests.conftest import MakeUser
 from tests.reports import pdftools
-from tests.reports_jobs.conftest import Conn, seed_user
+from tests.reports_jobs.conftest import Conn, seed_user, session
 from tests.support.pgrest import PostgrestSession
 
 
@@ -256,3 +257,19 @@ async def test_schedule_job_requests_due_reports(db: Conn, make_user: MakeUser, 
     assert rows == [{"kind": "monthly", "period_start": last_month, "locale": "ko", "status": "queued"}]
     with pytest.raises(ValueError, match="extra"):
         await HANDLERS["reports.schedule"](Job(0, "reports.schedule", {"x": 1}, 1, 5), JobContext(pool, "test"))
+
+
+async def test_report_waits_for_pending_statistics(api: PostgrestSession, db: Conn, make_user: MakeUser,
+                                                   pool: AsyncConnectionPool, store: LocalObjectStore) -> None:
+    """Sessions uploaded but not yet drained (as right after the worker starts) still make it into the report."""
+    u = seed_user(api, db, make_user, tz="Asia/Seoul", month=(2026, 10), seed=5, devices=1)
+    late = [session(datetime(2026, 10, 15, 1, 0, tzinfo=UTC) + timedelta(hours=h), random.Random(h)) for h in range(5)]
+    assert api.rpc(u.caller, "upload_sessions", device_id=u.devices[0], sessions=late)["stored"] == 5
+    assert db.execute("select count(*) as n from stats_dirty_days where user_id = %s", (u.id,)).fetchone() == {"n": 1}
+    req = api.rpc(u.caller, "request_report", kind="monthly", period_start="2026-10-01", locale="en")
+    assert await process_request(pool, store, uuid.UUID(req["id"])) is True
+    assert db.execute("select count(*) as n from stats_dirty_days where user_id = %s", (u.id,)).fetchone() == {"n": 0}
+    truth = stats_oracle(u.sessions + late, "Asia/Seoul", date(2026, 10, 1), date(2026, 10, 31))
+    t, f = CATALOGS["en"], Formatter("en", ZoneInfo("Asia/Seoul"))
+    lines = pdftools.lines(store.path_of("reports", f"{u.id}/2026-10-en.pdf"))
+    assert [f.integer(truth["sessions"])] in [r[:1] for r in pdftools.after(lines, t.sessions, 2)]

@@ -221,6 +221,32 @@ def notification_text(request: Row, tz: str = "UTC") -> tuple[str, str]:
     return TITLES[request["kind"]], f"{start.isoformat()} – {end.isoformat()}"
 
 
+class StatisticsNotReadyError(RuntimeError):
+    """The user's daily statistics still have days waiting to be recomputed; the job is retried later."""
+
+
+async def wait_for_clean_statistics(pool: AsyncConnectionPool, user_id: uuid.UUID, deadline_s: float = 60.0) -> None:
+    """A report is rendered from daily_statistics, so none of the user's days may be waiting for recomputation
+    (right after the worker starts, or after a large upload, the drain may still be behind). Help drain —
+    the same batch recompute the statistics loop runs — until the user's days are clean; marks another worker
+    holds disappear when it commits. After `deadline_s`, raise so the job is retried with backoff."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + deadline_s
+    async with pool.connection() as conn:
+        while True:
+            cur = await conn.execute("select exists (select 1 from public.stats_dirty_days where user_id = %s)",
+                                     (user_id,))
+            row = await cur.fetchone()
+            if row is None or not row[0]:
+                return
+            if loop.time() > give_up:
+                raise StatisticsNotReadyError(f"statistics of user {user_id} are still being recomputed")
+            cur = await conn.execute("select private.refresh_daily_statistics(500)")
+            done = await cur.fetchone()
+            if done is not None and done[0] == 0:
+                await asyncio.sleep(0.05)  # only marks another worker holds remain: wait for its commit
+
+
 async def process_request(pool: AsyncConnectionPool, store: ObjectStore, request_id: uuid.UUID, *,
                           final_attempt: bool = False) -> bool:
     """Render, store and complete one request. Returns False when there was nothing to do (ready or gone)."""
@@ -231,6 +257,7 @@ async def process_request(pool: AsyncConnectionPool, store: ObjectStore, request
         return False
     request = started[0]
     try:
+        await wait_for_clean_statistics(pool, request["user_id"])
         async with pool.connection() as conn:
             data = await build_file(conn, request)
         await store.put(request["bucket"], request["object_path"], data, CONTENT_TYPES[request["kind"]])
