@@ -3,10 +3,11 @@
 -- edited or deleted sessions always converge to the exact answer. Local days follow profiles.timezone; a
 -- timezone change re-marks every day of the user's sessions under the old and the new zone.
 --
--- Concurrency: a claimed mark is deleted by the claiming transaction, so a concurrent upload that marks the
--- same key again waits (unique index) until the claim commits; the new mark is therefore recomputed by a
--- statement whose snapshot includes the first recomputation's result. Two recomputations of one key never
--- overlap, and the last one always sees the newest sessions.
+-- Concurrency: claiming (deleting) marks and recomputing their days are two statements of one transaction.
+-- The recomputation's snapshot is taken after the claim holds its row locks, so it sees every upload that
+-- marked a claimed day before the claim; an upload that comes later waits for the claim to commit and marks
+-- the day again. (In one statement, an upload that re-marked a day between the snapshot and the lock would
+-- have had its mark consumed while its sessions stayed invisible: found by the two-worker chaos test.)
 
 -- Claim up to batch_size dirty marks (skipping marks another worker holds), delete them, and recompute
 -- those days: upsert the day's row, or delete it when the day has no sessions. Returns the number of days
@@ -19,16 +20,32 @@ set search_path = ''
 as $$
 declare
   n integer;
+  claimed_users uuid[];
+  claimed_devices uuid[];
+  claimed_dates date[];
 begin
   if batch_size is null or batch_size not between 1 and 100000 then
     raise exception 'refresh_daily_statistics: batch_size must be 1-100000' using errcode = '22023';
   end if;
+  -- 1. claim: lock and delete up to batch_size marks
   with claimed as (
     delete from public.stats_dirty_days d
      using (select user_id, device_id, local_date from public.stats_dirty_days
              limit batch_size for update skip locked) c
      where d.user_id = c.user_id and d.device_id = c.device_id and d.local_date = c.local_date
     returning d.user_id, d.device_id, d.local_date
+  )
+  select array_agg(c.user_id), array_agg(c.device_id), array_agg(c.local_date), count(*)
+    into claimed_users, claimed_devices, claimed_dates, n
+    from claimed c;
+  if n = 0 then
+    return 0;
+  end if;
+
+  -- 2. recompute, in a new statement: its snapshot includes every upload that marked these days before we
+  --    locked the marks (an upload that comes later waits for our commit and marks the day again)
+  with claimed as (
+    select * from unnest(claimed_users, claimed_devices, claimed_dates) as c(user_id, device_id, local_date)
   ), days as (
     select c.user_id, c.device_id, c.local_date,
            c.local_date::timestamp at time zone p.timezone as day_start,
