@@ -143,7 +143,7 @@ P = {
         delete="delete from battery_samples where session_id = {session} returning 1",
         before_insert="delete from battery_samples where session_id = {session}"),
     "stats_dirty_days": Probe(
-        select="select 1 from stats_dirty_days where user_id = {owner}",
+        select="select marked_at from stats_dirty_days where user_id = {owner}",  # service_role: key columns only
         insert="insert into stats_dirty_days (user_id, device_id, local_date) values ({owner}, {device}, '2030-01-01')",
         update="update stats_dirty_days set marked_at = now() where user_id = {owner} returning 1",
         delete="delete from stats_dirty_days where user_id = {owner} returning 1"),
@@ -203,7 +203,7 @@ P = {
         update="update firmware_update_history set phase = 'succeeded' where device_id = {device} returning 1",
         delete="delete from firmware_update_history where device_id = {device} returning 1"),
     "jobs": Probe(
-        select="select 1 from jobs",
+        select="select payload from jobs",  # service_role may read `id` only (realtime wake-ups)
         insert="insert into jobs (kind) values ('probe')",
         update="update jobs set attempts = 0 returning 1",
         delete="delete from jobs returning 1"),

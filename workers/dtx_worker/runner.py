@@ -1,6 +1,6 @@
-"""`dtx-worker run`: one asyncio process with a connection pool, LISTEN wake-ups plus polling, the job
-executor, the statistics drain and the scheduler (`dtx_worker.schedules`); SIGTERM/SIGINT stop it gracefully
-(exit 0)."""
+"""`dtx-worker run`: one asyncio process with a connection pool, wake-ups (LISTEN/NOTIFY, or Supabase Realtime
+when SUPABASE_URL is set) plus polling, the job executor, the statistics drain and the scheduler
+(`dtx_worker.schedules`); SIGTERM/SIGINT stop it gracefully (exit 0)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,24 @@ from dtx_worker.handlers import HANDLERS
 from dtx_worker.health import HealthServer
 from dtx_worker.jobs import ExecutorLimits, JobExecutor
 from dtx_worker.metrics import WorkerMetrics
+from dtx_worker.realtime import RealtimeFeed, RealtimeOptions
 from dtx_worker.scheduler import build_scheduler
 from dtx_worker.stats import run_stats_loop
 from dtx_worker.wakeups import Wakeups, listen
 
 log = logging.getLogger("dtx_worker")
+
+
+def start_wakeups(settings: WorkerSettings, wakeups: Wakeups) -> asyncio.Task[None]:
+    """The wake-up feed chosen by configuration, as a task that runs (and reconnects) until cancelled."""
+    if settings.use_realtime and settings.supabase_url and settings.supabase_service_role_key:
+        options = RealtimeOptions(
+            settings.supabase_url, settings.supabase_service_role_key.get_secret_value(),
+            max_retries=settings.realtime_max_retries, initial_backoff=settings.realtime_initial_backoff,
+            timeout=settings.realtime_timeout, max_backoff=settings.realtime_max_backoff)
+        log.info("wake-ups from Supabase Realtime", extra={"url": options.websocket_base})
+        return asyncio.create_task(RealtimeFeed(options, wakeups).run(), name="realtime")
+    return asyncio.create_task(listen(settings.database_url, wakeups, settings.poll_interval), name="listen")
 
 
 def redacted(url: str) -> str:
@@ -69,7 +82,7 @@ async def run_worker(settings: WorkerSettings) -> int:
                       extra={"host": settings.metrics_host, "port": settings.metrics_port, "error": str(exc)})
             await pool.close()
             return 1
-    listener = asyncio.create_task(listen(settings.database_url, wakeups, settings.poll_interval), name="listen")
+    listener = start_wakeups(settings, wakeups)
     executor = JobExecutor(pool, settings.worker_id, HANDLERS, ExecutorLimits(
         concurrency=settings.concurrency, batch_size=settings.batch_size, lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval, shutdown_grace=settings.shutdown_grace,
