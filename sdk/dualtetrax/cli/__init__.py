@@ -14,6 +14,7 @@ import click
 
 from dualtetrax import __version__
 from dualtetrax.cli.ble import ble
+from dualtetrax.cli.cloud import COMMANDS as CLOUD_COMMANDS
 from dualtetrax.cli.emulator import emulator
 from dualtetrax.cli.exit_codes import ExitCode
 from dualtetrax.cli.firmware import firmware
@@ -24,7 +25,8 @@ from dualtetrax.cli.runtime import CliState
 EPILOG = (
     "Exit codes: 0 ok, 1 error, 2 usage, 3 device not found, 4 connection failed or dropped, "
     "5 timeout, 6 invalid firmware image, 7 refused by the device (e.g. low battery), "
-    "8 update failed on the device, 9 Bluetooth unavailable, 130 cancelled."
+    "8 update failed on the device, 9 Bluetooth unavailable, 10 not signed in to the cloud, "
+    "11 refused by the cloud, 12 cloud unreachable, 130 cancelled."
 )
 
 
@@ -72,5 +74,7 @@ main.add_command(ota)
 main.add_command(emulator)
 main.add_command(firmware)
 main.add_command(rollout)
+for _command in CLOUD_COMMANDS:
+    main.add_command(_command)
 
 __all__ = ["ExitCode", "main"]

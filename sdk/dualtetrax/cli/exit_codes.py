@@ -25,6 +25,12 @@ class ExitCode(enum.IntEnum):
     """The device received the update but it failed (validation, transfer, or it rolled back)."""
     BLUETOOTH_UNAVAILABLE = 9
     """This computer has no usable Bluetooth."""
+    NOT_SIGNED_IN = 10
+    """The cloud needs a signed-in user (``dtx login``), or the session is no longer valid."""
+    CLOUD_REFUSED = 11
+    """The cloud refused the request: bad input, not allowed, not found, or a conflict."""
+    CLOUD_UNREACHABLE = 12
+    """The cloud could not be reached, or failed (network error, HTTP 5xx, rate limit)."""
     CANCELLED = 130
     """Interrupted (Ctrl-C); an update in progress was cancelled on the device."""
 
@@ -32,9 +38,13 @@ class ExitCode(enum.IntEnum):
 def exit_code_for(error: BaseException) -> ExitCode:
     """The exit code for an exception raised by the SDK."""
     from dualtetrax.ble import errors
+    from dualtetrax.cloud import errors as cloud
     from dualtetrax.firmware.errors import FirmwareImageError
 
     table: list[tuple[type[BaseException] | tuple[type[BaseException], ...], ExitCode]] = [
+        (cloud.AuthError, ExitCode.NOT_SIGNED_IN),
+        ((cloud.NetworkError, cloud.ServerError, cloud.RateLimitedError), ExitCode.CLOUD_UNREACHABLE),
+        (cloud.CloudError, ExitCode.CLOUD_REFUSED),
         (FirmwareImageError, ExitCode.INVALID_IMAGE),
         (errors.OtaCancelledError, ExitCode.CANCELLED),
         (errors.DeviceNotFoundError, ExitCode.NOT_FOUND),

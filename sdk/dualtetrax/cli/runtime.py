@@ -38,7 +38,7 @@ def print_json(payload: Any) -> None:
 def fail(ctx: click.Context, error: BaseException, *, as_json: bool, code: ExitCode | None = None) -> NoReturn:
     """Report ``error`` (JSON on stdout, or text on stderr) and exit with its code."""
     exit_code = code if code is not None else exit_code_for(error)
-    detail = getattr(error, "detail", None) or str(error) or type(error).__name__
+    detail = getattr(error, "detail", None) or getattr(error, "message", None) or str(error) or type(error).__name__
     hint = getattr(error, "hint", "") or ""
     if as_json:
         print_json(
@@ -48,6 +48,7 @@ def fail(ctx: click.Context, error: BaseException, *, as_json: bool, code: ExitC
                     "type": type(error).__name__,
                     "message": detail,
                     "hint": hint or None,
+                    "field": getattr(error, "field", None),
                     "exit_code": int(exit_code),
                 },
             }
@@ -63,6 +64,7 @@ def fail(ctx: click.Context, error: BaseException, *, as_json: bool, code: ExitC
 def run(ctx: click.Context, coroutine: Coroutine[Any, Any, Any], *, as_json: bool) -> Any:
     """Run a command's coroutine; map SDK errors and Ctrl-C to messages and exit codes."""
     from dualtetrax.ble.errors import DualTetraXBleError
+    from dualtetrax.cloud.errors import CloudError
     from dualtetrax.firmware.errors import FirmwareImageError
 
     try:
@@ -70,7 +72,7 @@ def run(ctx: click.Context, coroutine: Coroutine[Any, Any, Any], *, as_json: boo
     except KeyboardInterrupt:
         interrupted = KeyboardInterrupt("Interrupted.")
         fail(ctx, interrupted, as_json=as_json, code=ExitCode.CANCELLED)
-    except (DualTetraXBleError, FirmwareImageError) as error:
+    except (DualTetraXBleError, FirmwareImageError, CloudError) as error:
         if state(ctx).verbose:
             import traceback
 

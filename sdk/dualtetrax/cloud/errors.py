@@ -8,6 +8,7 @@ same classes, so the Supabase backend and the local backend raise identical erro
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -91,7 +92,15 @@ def error_from_sqlstate(sqlstate: str | None, message: str, *, detail: str | Non
     if cls is PermissionDeniedError and status == 401:
         cls = AuthError
     field = _field_of(message, detail) if cls in (ValidationError, NotFoundError, ConflictError) else None
+    checked = _CHECK_VIOLATION.search(message) if sqlstate == "23514" else None
+    if checked:  # 'new row for relation "devices" violates check constraint "devices_nickname_check"'
+        table, constraint = checked.groups()
+        field = constraint.removeprefix(f"{table}_").removesuffix("_check")
+        message = f"{field}: the value is not allowed"
     return cls(message, code=sqlstate, status=status, hint=hint, field=field)
+
+
+_CHECK_VIOLATION = re.compile(r'relation "([a-z0-9_]+)" violates check constraint "([a-z0-9_]+)"')
 
 
 def error_from_status(status: int, message: str, *, code: str | None = None, hint: str | None = None,

@@ -339,8 +339,8 @@ class LocalCloudBackend:
         keys = sorted({k for row in rows for k in row})
         cols = ", ".join(_ident(k) for k in keys)
         name = f"public.{_ident(table)}"
-        sql = (f"insert into {name} ({cols}) select {cols}"
-               f" from json_populate_recordset(null::{name}, %s::json) returning to_jsonb({name})")
+        sql = (f"insert into {name} as _t ({cols}) select {cols}"
+               f" from json_populate_recordset(null::{name}, %s::json) returning to_jsonb(_t)")
         body = json.dumps([dict(r) for r in rows], default=str)
         return [dict(r) for r in await self._request(sql, (body,), method="POST", path=f"/{table}")]
 
@@ -350,15 +350,15 @@ class LocalCloudBackend:
             raise ValidationError("nothing to update", field="values")
         where, params = _where(filters)
         cols = ", ".join(_ident(k) for k in values)
-        sql = (f"update public.{_ident(table)} set ({cols}) = (select {cols}"
+        sql = (f"update public.{_ident(table)} as _t set ({cols}) = (select {cols}"
                f" from json_populate_record(null::public.{_ident(table)}, %s::json)) {where}"
-               f" returning to_jsonb(public.{_ident(table)})")
+               " returning to_jsonb(_t)")
         body = json.dumps(dict(values), default=str)
         return [dict(r) for r in await self._request(sql, [body, *params], method="PATCH", path=f"/{table}")]
 
     async def delete(self, table: str, *, filters: Sequence[Filter]) -> list[dict[str, Any]]:
         where, params = _where(filters)
-        sql = f"delete from public.{_ident(table)} {where} returning to_jsonb(public.{_ident(table)})"
+        sql = f"delete from public.{_ident(table)} as _t {where} returning to_jsonb(_t)"
         return [dict(r) for r in await self._request(sql, params, method="DELETE", path=f"/{table}")]
 
     # -- storage
