@@ -64,8 +64,10 @@ async def run_worker(settings: WorkerSettings) -> int:
         log.error("cannot reach the database; check DATABASE_URL (and run `make db` for the local stack)",
                   extra={"database": redacted(settings.database_url), "error": str(exc).strip()})
         return 1
+    # check on checkout: after a database restart every idle connection is dead; hand out only live ones
     pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=settings.pool_size, open=False,
-                               kwargs={"autocommit": True}, name="dtx-worker")
+                               kwargs={"autocommit": True}, name="dtx-worker",
+                               check=AsyncConnectionPool.check_connection)
     try:
         await pool.open(wait=True, timeout=15)
     except PoolTimeout:
