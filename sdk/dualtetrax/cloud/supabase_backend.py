@@ -60,6 +60,9 @@ T = TypeVar("T")
 REFRESH_MARGIN_S = 60
 """A session whose access token expires within this many seconds is refreshed before it is used."""
 
+REALTIME_RETRY_S = 30.0
+"""After Realtime could not be reached, waits within this many seconds do not try again (they just time out)."""
+
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 # GoTrue error codes (supabase_auth.errors.ErrorCode and GoTrue's apierrors) -> typed error.
@@ -95,6 +98,7 @@ class SupabaseCloudBackend:
         self._owned_http = owned_http
         self._session: AuthSession | None = None
         self._refresh_lock = asyncio.Lock()
+        self._realtime_down_until = 0.0
 
     @classmethod
     async def connect(cls, url: str, anon_key: str, *, httpx_client: httpx.AsyncClient | None = None,
@@ -304,7 +308,7 @@ class SupabaseCloudBackend:
             return False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        if not self._realtime:
+        if not self._realtime or time.monotonic() < self._realtime_down_until:
             await asyncio.sleep(timeout_s)
             return False
         from realtime import RealtimePostgresChangesListenEvent
@@ -319,8 +323,11 @@ class SupabaseCloudBackend:
                 token = self._session.access_token if self._session is not None else self._anon_key
                 await realtime.set_auth(token)
                 await asyncio.wait_for(channel.subscribe(), timeout=max(deadline - loop.time(), 0.001))
-            except Exception as error:  # Realtime unreachable or refusing: wait out the timeout without it
+            except TimeoutError:
+                logger.debug("realtime subscription on %s did not complete within the wait", table)
+            except Exception as error:  # Realtime unreachable: wait out the timeout; don't retry for a while
                 logger.debug("realtime subscription on %s failed: %r", table, error)
+                self._realtime_down_until = time.monotonic() + REALTIME_RETRY_S
             remaining = deadline - loop.time()
             if remaining > 0 and not changed.is_set():
                 with contextlib.suppress(TimeoutError):
