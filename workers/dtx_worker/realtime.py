@@ -69,6 +69,7 @@ class RealtimeFeed:
         self.wakeups = wakeups
         self.generation = 0  # one per client built; callbacks of older clients are ignored
         self.subscriptions = 0  # SUBSCRIBED replies received, over all clients (tests and logs)
+        self.postgres_ready = 0  # "Subscribed to PostgreSQL" system messages: the server streams changes now
         self.rebuilds = 0  # clients thrown away
 
     # ----------------------------------------------------------------- callbacks (inside the read loop)
@@ -95,6 +96,7 @@ class RealtimeFeed:
     def _on_system(self, generation: int) -> Callable[[Any], None]:
         def callback(_payload: Any) -> None:  # "Subscribed to PostgreSQL": replication is ready now
             if generation == self.generation:
+                self.postgres_ready += 1
                 self.wakeups.all()
 
         return callback
