@@ -100,8 +100,13 @@ def _sessions(count: int, *, days_back: int = 1) -> list[dict[str, Any]]:
 
 
 async def test_sign_up_device_upload_stats_update_report(cloud: DtxCloud) -> None:
+    assert isinstance(cloud.backend, SupabaseCloudBackend)
+    await exercise(cloud)
+
+
+async def exercise(cloud: DtxCloud) -> None:
+    """The whole flow for a freshly signed-up user (any CloudBackend)."""
     backend = cloud.backend
-    assert isinstance(backend, SupabaseCloudBackend)
     session = cloud.session
     assert session is not None and session.email.endswith(EMAIL_DOMAIN)
 
@@ -131,8 +136,10 @@ async def test_sign_up_device_upload_stats_update_report(cloud: DtxCloud) -> Non
     offer = await cloud.check_update(device.id, "1.0.0")
     assert isinstance(offer.update_available, bool)
 
-    report = await cloud.request_report("weekly")
-    assert report.user_id == cloud.user_id and report.kind == "weekly"
+    monday = today - timedelta(days=today.weekday() + 14)  # a week that has ended in every time zone
+    report = await cloud.request_report("weekly", period_start=monday)
+    assert report.user_id == cloud.user_id and report.kind == "weekly" and report.period_start == monday
+    assert (await cloud.request_report("weekly", period_start=monday)).id == report.id  # idempotent
     assert report.status in ("queued", "rendering", "ready", "failed")
     assert (await cloud.report(report.id)).id == report.id
     # Realtime is a hint: a worker may or may not be running on this project
