@@ -396,6 +396,29 @@ async def test_a_401_that_survives_the_refresh_is_an_auth_error() -> None:
     assert rec.calls() == [("GET", DEVICES), ("POST", TOKEN), ("GET", DEVICES)]
 
 
+async def test_an_expired_jwt_at_storage_is_retried_once_after_a_refresh() -> None:
+    rec = Recorder()
+    b, old = await signed_in(rec)
+    new = jwt(session_id="b1e2c3d4-0000-4000-8000-000000000005")
+    rec.routes[("POST", TOKEN)] = httpx.Response(200, json=session_body(access_token=new, refresh_token="r2"))
+    rec.routes[("POST", "/storage/v1/object/sign/reports/a.pdf")] = [
+        httpx.Response(400, json={"statusCode": "400", "error": "InvalidJWT", "message": "jwt expired"}),
+        httpx.Response(200, json={"signedURL": "/object/sign/reports/a.pdf?token=t"})]
+    assert await b.signed_url("reports", "a.pdf", 60) == f"{URL}/storage/v1/object/sign/reports/a.pdf?token=t"
+    first, _refresh, second = rec.requests
+    assert_user(first, old)
+    assert_user(second, new)
+
+
+async def test_a_body_that_is_not_json_is_refused_before_sending() -> None:
+    from decimal import Decimal
+
+    rec = Recorder()
+    with pytest.raises(ValidationError) as caught:
+        await (await backend(rec)).rpc("stats_range", {"weight": Decimal("1.5")})
+    assert caught.value.field == "body" and rec.requests == []
+
+
 # ------------------------------------------------------------------------------------------ PostgREST errors
 
 
@@ -574,7 +597,7 @@ async def test_signed_url_request_and_absolute_url() -> None:
     (httpx.Response(400, json={"statusCode": "403", "error": "Unauthorized",
                                "message": "new row violates row-level security policy"}), NotFoundError, 403),
     (httpx.Response(400, json={"statusCode": "400", "error": "InvalidJWT", "message": '"exp" claim timestamp check failed'}),
-     AuthError, 400),
+     AuthError, 400),  # not signed in: no refresh to try
     (httpx.Response(429, json={"statusCode": "429", "error": "too_many_requests", "message": "Too many requests"}),
      RateLimitedError, 429),
     (httpx.Response(500, json={"statusCode": "500", "error": "internal", "message": "Internal Server Error"}),

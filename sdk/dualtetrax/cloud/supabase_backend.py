@@ -65,6 +65,10 @@ REALTIME_RETRY_S = 30.0
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
+# A refused access token, whatever the HTTP status (Storage answers an expired JWT with 400 "InvalidJWT"): the
+# request was rejected before it ran, so it is retried once after a refresh.
+_TOKEN_REFUSED_CODES = frozenset({"PGRST301", "PGRST303", "InvalidJWT", "bad_jwt", "invalid_jwt"})
+
 # GoTrue error codes (supabase_auth.errors.ErrorCode and GoTrue's apierrors) -> typed error.
 _AUTH_CODES: dict[str, type[CloudError]] = {
     "invalid_credentials": AuthError, "email_not_confirmed": AuthError, "phone_not_confirmed": AuthError,
@@ -271,9 +275,9 @@ class SupabaseCloudBackend:
         try:
             return await _mapped(call)
         except AuthError as error:
-            if error.status != 401 or self._session is None:
+            if self._session is None or not (error.status == 401 or error.code in _TOKEN_REFUSED_CODES):
                 raise
-            logger.debug("request refused with 401 (%s); refreshing the session and retrying once", error.message)
+            logger.debug("token refused (%s); refreshing the session and retrying once", error.message)
             await self.refresh()
             return await _mapped(call)
 
@@ -408,7 +412,10 @@ def _rows(data: Any) -> list[dict[str, Any]]:
 async def _send_postgrest(request: RequestConfig[httpx.AsyncClient]) -> Any:
     from postgrest._async.request_builder import send_with_retry
 
-    response = await send_with_retry(request)
+    try:
+        response = await send_with_retry(request)
+    except (TypeError, ValueError) as error:  # the body could not be encoded (json.dumps, before any I/O)
+        raise ValidationError(f"the request body is not JSON: {error}", field="body") from error
     if response.is_success:
         if not response.content:
             return None
@@ -564,7 +571,8 @@ def _from_storage_error(error: StorageApiError) -> CloudError:
     message = str(error.message)
     lowered = f"{code or ''} {message}".lower()
     if "jwt" in lowered or ("token" in lowered and "expired" in lowered):
-        return AuthError(message, code=code, status=status, hint="Sign in again.")
+        return AuthError(message, code="InvalidJWT" if "jwt" in lowered else code, status=status,
+                         hint="Sign in again.")
     if status == 404 or code in ("not_found", "NoSuchKey", "NoSuchBucket") or "not found" in message.lower():
         return NotFoundError(message, code=code, status=404)
     if code in ("Duplicate", "ResourceAlreadyExists", "KeyAlreadyExists"):
