@@ -1,6 +1,7 @@
 """`/healthz` and `/metrics` on an optional port: a minimal HTTP/1.1 server on the worker's event loop.
 
-`/healthz` answers 200 when a pooled connection runs `select 1` within 2 s and the LISTEN connection is up,
+`/healthz` answers 200 when a pooled connection runs `select 1` within 2 s and the wake-up feed is up (the
+LISTEN connection, or the joined Realtime channel when SUPABASE_URL is set; reported as `listener` either way),
 503 otherwise (with a JSON body saying which); `/metrics` is the Prometheus text format."""
 
 from __future__ import annotations
