@@ -348,6 +348,8 @@ class LocalCloudBackend:
                      ) -> list[dict[str, Any]]:
         if not values:
             raise ValidationError("nothing to update", field="values")
+        if not filters:
+            raise ValidationError("filters: an update needs at least one filter", field="filters")
         where, params = _where(filters)
         cols = ", ".join(_ident(k) for k in values)
         sql = (f"update public.{_ident(table)} as _t set ({cols}) = (select {cols}"
@@ -357,6 +359,8 @@ class LocalCloudBackend:
         return [dict(r) for r in await self._request(sql, [body, *params], method="PATCH", path=f"/{table}")]
 
     async def delete(self, table: str, *, filters: Sequence[Filter]) -> list[dict[str, Any]]:
+        if not filters:
+            raise ValidationError("filters: a delete needs at least one filter", field="filters")
         where, params = _where(filters)
         sql = f"delete from public.{_ident(table)} as _t {where} returning to_jsonb(_t)"
         return [dict(r) for r in await self._request(sql, params, method="DELETE", path=f"/{table}")]

@@ -207,8 +207,8 @@ class UpdateOffer(_Row):
     below_minimum: dict[str, Any] | None = None
 
 
-UpdatePhase = Literal["offered", "downloading", "transferring", "installing", "succeeded", "failed", "timed_out",
-                      "cancelled"]
+UpdatePhase = Literal["idle", "offered", "downloading", "transferring", "installing", "succeeded", "failed",
+                      "timed_out", "cancelled"]
 
 
 class FirmwareStatus(_Row):
