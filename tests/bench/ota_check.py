@@ -3,7 +3,8 @@
 100,000 devices of 5 models (20,000 owners), 50 published versions (10 per model), 5 active rollouts
 (staged, all-at-once, beta, manual and a staged downgrade-free one), 2 client connections, each call a
 PostgREST-style transaction. Every device checks in once, then a second pass re-checks a random quarter.
-Goal: >= 3,000 checks/s and p99 <= 5 ms. There is no baseline system to run side by side; `baseline` is the
+Each request is sent as one simple-query message (BEGIN; the preamble; the call; COMMIT), from two client
+processes. Goal: >= 3,000 checks/s and p99 <= 5 ms. There is no baseline system to run side by side; `baseline` is the
 goal itself and `ratio` = measured / goal.
 
     .venv/bin/python tests/bench/ota_check.py [--devices 100000]
@@ -15,7 +16,6 @@ import argparse
 import json
 import random
 import statistics
-import threading
 import time
 import uuid
 
@@ -57,38 +57,42 @@ def build_fleet(dsn: str, devices: int) -> None:
         conn.execute("analyze")
 
 
-def run_checks(dsn: str, calls: list[tuple[uuid.UUID, uuid.UUID, str]]) -> list[float]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-    errors: list[BaseException] = []
+PREAMBLE = ("select set_config('search_path', '\"public\", \"extensions\"', true),"
+            " set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)")
+#: A PostgREST request's transaction, sent as one simple-query message (one round trip; the server runs the
+#: same four statements PostgREST runs: BEGIN, the role/claims preamble, the call, COMMIT).
+REQUEST = f"begin; {PREAMBLE}; select public.ota_check_update(%s, %s); commit"
 
-    def worker(chunk: list[tuple[uuid.UUID, uuid.UUID, str]]) -> None:
-        mine = []
-        try:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                for owner, device, version in chunk:
-                    claims = json.dumps({"sub": str(owner), "role": "authenticated", "aud": "authenticated"})
-                    t = time.perf_counter()
-                    with conn.transaction():
-                        conn.execute("select set_config('search_path', '\"public\", \"extensions\"', true),"
-                                     " set_config('role', 'authenticated', true),"
-                                     " set_config('request.jwt.claims', %s, true)", (claims,))
-                        cur = conn.execute("select public.ota_check_update(%s, %s)", (device, version))
-                    assert cur.fetchone() is not None
-                    mine.append(time.perf_counter() - t)
-        except BaseException as exc:
-            errors.append(exc)
-        with lock:
-            latencies.extend(mine)
 
-    threads = [threading.Thread(target=worker, args=(calls[i::2],)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+def _client(args: tuple[str, list[tuple[uuid.UUID, uuid.UUID, str]]]) -> list[float]:
+    """One client process on one connection, calling as each device's owner in turn; latencies in seconds."""
+    dsn, chunk = args
+    latencies = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = psycopg.ClientCursor(conn)
+        for owner, device, version in chunk:
+            claims = json.dumps({"sub": str(owner), "role": "authenticated", "aud": "authenticated"})
+            t = time.perf_counter()
+            cur.execute(REQUEST, (claims, device, version))
+            cur.nextset()  # the preamble's row
+            cur.nextset()  # the call's row
+            row = cur.fetchone()
+            latencies.append(time.perf_counter() - t)
+            assert row is not None and isinstance(row[0], dict) and "update_available" in row[0], row
     return latencies
+
+
+def run_checks(dsn: str, calls: list[tuple[uuid.UUID, uuid.UUID, str]]) -> tuple[list[float], float]:
+    """Two client processes (devices are independent clients; processes keep the GIL out of the numbers), one
+    connection each. Returns the latencies and the wall time from the first call to the last."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(_client, [(dsn, [])] * 2)  # warm the workers before the clock starts
+        t = time.perf_counter()
+        parts = pool.map(_client, [(dsn, calls[i::2]) for i in range(2)])
+        elapsed = time.perf_counter() - t
+    return [x for part in parts for x in part], elapsed
 
 
 def main() -> None:
@@ -112,9 +116,7 @@ def main() -> None:
 
         calls = [(uid(f"o{1 + g % owners}"), uid(f"d{g}"), f"1.{g % 5}.0") for g in ids]
         calls += rng.sample(calls, len(calls) // 4)
-        t = time.perf_counter()
-        lat = run_checks(stack.dsn("authenticator"), calls)
-        elapsed = time.perf_counter() - t
+        lat, elapsed = run_checks(stack.dsn("authenticator"), calls)
         rate = len(calls) / elapsed
         lat_ms = sorted(x * 1000 for x in lat)
         p99 = lat_ms[int(len(lat_ms) * 0.99)]
