@@ -141,6 +141,15 @@ class FakeRealtime:
                     sent += 1
         return sent
 
+    async def channel_event(self, event: str) -> None:
+        """Send `phx_error` (the channel process crashed: clients rejoin) or `phx_close` (the server ended the
+        channel: clients drop it) to every joined channel, as Phoenix does (ref = join_ref)."""
+        for j in list(self.joined):
+            join_ref = next((m.get("join_ref") for m in reversed(self.joins()) if m["topic"] == j.topic), None)
+            with contextlib.suppress(Exception):
+                await self._send(j.socket, j.topic, event, {}, join_ref, join_ref)
+        self.joined.clear()
+
     async def drop_connections(self, code: int = 1011, reason: str = "server shutting down") -> None:
         """Close every client socket from the server side (1011: an error close, as when a node restarts)."""
         sockets = {j.socket for j in self.joined} | (set(self.server.connections) if self.server else set())

@@ -185,6 +185,21 @@ async def test_supervisor_rebuilds_the_client_after_it_gives_up(
         assert (await health(pool, h.wakeups))[0] == 200
 
 
+async def test_a_crashed_channel_is_rejoined_and_a_closed_one_rebuilt(
+        pool: AsyncConnectionPool, db: Conn, fake: FakeRealtime) -> None:
+    async with Harness(pool, db, fake) as h:
+        await h.subscribed()
+        await fake.channel_event("phx_error")  # the client rejoins by itself, on the same socket
+        await h.subscribed(2, within=5)
+        assert len(fake.joins()) == 2 and len(fake.handshakes) == 1 and h.feed.rebuilds == 0
+
+        await fake.channel_event("phx_close")  # the client forgets the channel; only a new client helps
+        await h.subscribed(3, within=5)
+        assert h.feed.rebuilds == 1 and len(fake.handshakes) == 2
+        job = h.enqueue()
+        assert await h.started_within(job, 2.0, fake.emit_insert("jobs", {"id": job})) < 1.0
+
+
 def test_the_realtime_migration_exposes_only_key_columns_to_the_service_role(db: Conn) -> None:
     published = {r["tablename"] for r in db.execute(
         "select tablename from pg_publication_tables where pubname = 'supabase_realtime'").fetchall()}

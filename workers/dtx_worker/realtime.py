@@ -171,6 +171,8 @@ class RealtimeFeed:
                 error = _gave_up(client)
                 if error is not None:
                     return f"the client gave up reconnecting: {type(error).__name__}: {error}", healthy
+                if channel.is_closed:  # phx_close from the server: the client never rejoins a closed channel
+                    return "the server closed the channel", healthy
                 if now - unjoined_since > budget:
                     return f"not subscribed for {budget:.0f} s (channel {channel.state.value})", healthy
             await asyncio.sleep(self.options.check_interval)
