@@ -113,6 +113,13 @@ class CloudBackend(Protocol):
         """A URL that downloads the object with plain HTTP GET (``Range`` supported) until it expires;
         :class:`~dualtetrax.cloud.errors.NotFoundError` if the user may not read it."""
 
+    async def upload_object(self, bucket: str, path: str, data: bytes, content_type: str) -> None:
+        """Store a new object as the signed-in user (storage RLS decides); never overwrites:
+        :class:`~dualtetrax.cloud.errors.ConflictError` if one exists."""
+
+    async def delete_object(self, bucket: str, path: str) -> None:
+        """Remove an object as the signed-in user (no error if it is already gone)."""
+
     async def wait_for_change(self, table: str, filters: Sequence[Filter], timeout_s: float) -> bool:
         """Wait until a row of ``table`` matching ``filters`` may have changed (Realtime where available);
         False after ``timeout_s`` without news. A hint only: callers re-read the row either way."""

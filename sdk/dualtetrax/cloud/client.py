@@ -344,6 +344,29 @@ class DtxCloud:
 
     # -- admin (the caller must be an admin; the server checks)
 
+    async def publish_firmware(self, image: bytes, *, version: str, publish: bool = False,
+                               **options: Any) -> Any:
+        """Validate, upload and register a firmware image as this (admin) user; see
+        :func:`dualtetrax.admin.publish_firmware` for ``options`` and the all-or-nothing guarantee."""
+        from dualtetrax.admin import publish_firmware
+        from dualtetrax.cloud.admin import CloudAdminBackend
+
+        return await publish_firmware(CloudAdminBackend(self.backend), image, version=version, publish=publish,
+                                      **options)
+
+    async def create_rollout(self, firmware_id: uuid.UUID | str, name: str, *, strategy: str = "staged",
+                             stages: Sequence[Mapping[str, int]] | None = None, start: bool = False,
+                             **options: Any) -> dict[str, Any]:
+        """``admin_create_rollout`` (then ``admin_start_rollout`` with ``start``); ``options`` are its other
+        arguments (``device_ids``, ``beta_tags``, thresholds, ``timeout_minutes``, ``is_downgrade`` …)."""
+        args: dict[str, Any] = {"firmware_id": str(firmware_id), "name": name, "strategy": strategy, **options}
+        if stages is not None:
+            args["stages"] = [dict(s) for s in stages]
+        row = dict(await self.backend.rpc("admin_create_rollout", _jsonable(args)))
+        if start:
+            row = await self.rollout_action(row["id"], "start")
+        return row
+
     async def fleet_overview(self) -> dict[str, Any]:
         answer = await self.backend.rpc("admin_fleet_overview", {})
         return dict(answer) if isinstance(answer, dict) else {"overview": answer}

@@ -30,7 +30,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
@@ -58,6 +58,7 @@ REFRESH_TOKEN_SECONDS = 30 * 86400
 MIN_PASSWORD_LENGTH = 6
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_OBJECT_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,511}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _OPERATORS = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 
@@ -159,7 +160,8 @@ class LocalCloudBackend:
         return self._claims
 
     async def _request(self, sql: str, params: Sequence[Any] | None, *, method: str, path: str,
-                       as_auth_server: bool = False) -> list[Any]:
+                       as_auth_server: bool = False, before_commit: Callable[[], object] | None = None,
+                       allow_delete: bool = False) -> list[Any]:
         """One PostgREST-style transaction as the signed-in user (or ``anon``); the first column of every row.
         ``as_auth_server``: as the Auth server's own database role instead (sign-up and sign-in)."""
         import psycopg
@@ -173,8 +175,12 @@ class LocalCloudBackend:
                 async with conn.transaction():
                     if not as_auth_server:  # the Auth server's part runs as the stack's owner role
                         await conn.execute(_PREAMBLE, (str(claims["role"]), json.dumps(claims), method, path))
+                    if allow_delete:  # storage.protect_delete: only the Storage API deletes object rows
+                        await conn.execute("select set_config('storage.allow_delete_query', 'true', true)")
                     cur = await conn.execute(sql, params)
                     rows = await cur.fetchall() if cur.description else []
+                    if before_commit is not None and rows:
+                        await asyncio.to_thread(before_commit)
             except psycopg.OperationalError as error:
                 if conn.broken or conn.closed:
                     raise NetworkError(f"the connection to the database broke during {method} {path}") from error
@@ -380,6 +386,50 @@ class LocalCloudBackend:
             self._objects = await _ObjectServer.start(self.storage_dir, self.jwt_secret)
         return self._objects.signed_url(bucket, path, int(expires_in))
 
+    async def upload_object(self, bucket: str, path: str, data: bytes, content_type: str) -> None:
+        """As Storage does: the ``storage.objects`` row is inserted as the user (RLS decides), the bytes land
+        under their final name only if that row is about to commit."""
+        target = self._object_file(bucket, path)
+        temp = await asyncio.to_thread(_write_temp, target, data)
+        moved = False
+
+        def move() -> None:
+            nonlocal moved
+            os.replace(temp, target)
+            moved = True
+
+        metadata = json.dumps({"size": len(data), "mimetype": content_type, "cacheControl": "max-age=3600",
+                               "eTag": f'"{hashlib.md5(data).hexdigest()}"'})
+        try:
+            rows = await self._request(
+                "insert into storage.objects (bucket_id, name, owner_id, metadata)"
+                " select %s, %s, auth.uid()::text, %s::jsonb"
+                " where not exists (select 1 from storage.objects o where o.bucket_id = %s and o.name = %s)"
+                " returning storage.objects.id",
+                (bucket, path, metadata, bucket, path), method="POST", path=f"/storage/v1/object/{bucket}",
+                before_commit=move)
+        except BaseException:
+            if moved:  # the commit failed: without its row the file must not exist either
+                await asyncio.to_thread(target.unlink, missing_ok=True)
+            raise
+        finally:
+            await asyncio.to_thread(temp.unlink, missing_ok=True)
+        if not rows:
+            raise ConflictError(f"{bucket}/{path} already exists", code="Duplicate", status=409)
+
+    async def delete_object(self, bucket: str, path: str) -> None:
+        target = self._object_file(bucket, path)
+        rows = await self._request("delete from storage.objects o where o.bucket_id = %s and o.name = %s"
+                                   " returning o.name", (bucket, path), method="DELETE",
+                                   path=f"/storage/v1/object/{bucket}", allow_delete=True)
+        if rows:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
+
+    def _object_file(self, bucket: str, path: str) -> Path:
+        if not _IDENTIFIER.match(bucket.replace("-", "_")) or not _OBJECT_PATH.match(path) or ".." in path:
+            raise ValidationError(f"path: {bucket}/{path} is not an object path", field="path")
+        return self.storage_dir / bucket / path
+
     async def wait_for_change(self, table: str, filters: Sequence[Filter], timeout_s: float) -> bool:
         """The local stack runs no Realtime server: wait a short poll interval (at most ``timeout_s``)."""
         await asyncio.sleep(max(0.0, min(timeout_s, 0.2)))
@@ -387,6 +437,18 @@ class LocalCloudBackend:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
+
+def _write_temp(target: Path, data: bytes) -> Path:
+    import tempfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(name)
 
 
 def _redact(url: str) -> str:

@@ -302,6 +302,26 @@ class SupabaseCloudBackend:
             # What the user may not read does not exist for them (CloudBackend.signed_url's contract).
             raise NotFoundError(error.message, code=error.code, status=error.status, hint=error.hint) from error
 
+    async def upload_object(self, bucket: str, path: str, data: bytes, content_type: str) -> None:
+        """``POST /storage/v1/object/<bucket>/<path>`` (multipart, ``x-upsert: false``) with the user's token."""
+
+        async def put() -> None:
+            try:
+                await self.client.storage.from_(bucket).upload(path, data, {"content-type": content_type,
+                                                                            "upsert": "false"})
+            except ValueError as error:  # dot segments in the path
+                raise ValidationError(str(error), field="path") from error
+
+        await self._with_session(put)
+
+    async def delete_object(self, bucket: str, path: str) -> None:
+        """``DELETE /storage/v1/object/<bucket>`` with ``{"prefixes": [path]}``."""
+
+        async def remove() -> None:
+            await self.client.storage.from_(bucket).remove([path])
+
+        await self._with_session(remove)
+
     # ------------------------------------------------------------------------------------------ realtime
 
     async def wait_for_change(self, table: str, filters: Sequence[Filter], timeout_s: float) -> bool:
