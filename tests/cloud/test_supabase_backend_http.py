@@ -626,3 +626,32 @@ async def test_signed_url_path_with_dot_segments_is_refused() -> None:
     with pytest.raises(ValidationError) as caught:
         await (await backend(rec)).signed_url("reports", "../secrets/a.pdf", 60)
     assert caught.value.field == "path" and rec.requests == []
+
+
+async def test_object_upload_and_delete_as_the_user() -> None:
+    rec = Recorder()
+    b, token = await signed_in(rec)
+    path = "DTX-X/2.0.0/dualtetrax-2.0.0.bin"
+    rec.routes[("POST", f"/storage/v1/object/firmware-binaries/{path}")] = httpx.Response(
+        200, json={"Key": f"firmware-binaries/{path}", "Id": "0b1c"})
+    rec.routes[("DELETE", "/storage/v1/object/firmware-binaries")] = httpx.Response(200, json=[{"name": path}])
+    await b.upload_object("firmware-binaries", path, b"\xe9firmware", "application/octet-stream")
+    await b.delete_object("firmware-binaries", path)
+    upload, delete = rec.requests
+    for request in (upload, delete):
+        assert_user(request, token)
+    assert upload.url.path == f"/storage/v1/object/firmware-binaries/{path}"
+    assert upload.headers["x-upsert"] == "false" and upload.headers["content-type"].startswith("multipart/form-data")
+    assert b"\xe9firmware" in upload.content and b"Content-Type: application/octet-stream" in upload.content
+    assert delete.method == "DELETE" and json.loads(delete.content) == {"prefixes": [path]}
+
+    rec.requests.clear()
+    rec.routes[("POST", f"/storage/v1/object/firmware-binaries/{path}")] = httpx.Response(
+        400, json={"statusCode": "409", "error": "Duplicate", "message": "The resource already exists"})
+    with pytest.raises(ConflictError):
+        await b.upload_object("firmware-binaries", path, b"x", "application/octet-stream")
+    rec.routes[("POST", f"/storage/v1/object/firmware-binaries/{path}")] = httpx.Response(
+        400, json={"statusCode": "403", "error": "Unauthorized",
+                   "message": "new row violates row-level security policy"})
+    with pytest.raises(PermissionDeniedError):
+        await b.upload_object("firmware-binaries", path, b"x", "application/octet-stream")
