@@ -99,7 +99,7 @@ class FakeRealtime:
             self.joined = [j for j in self.joined if j.socket is not ws]
 
     async def _answer(self, ws: ServerConnection, msg: dict[str, Any]) -> None:
-        topic, event, ref = msg.get("topic"), msg.get("event"), msg.get("ref")
+        topic, event, ref = str(msg.get("topic")), msg.get("event"), msg.get("ref")
         if topic == "phoenix" and event == "heartbeat":
             await self._send(ws, "phoenix", "phx_reply", {"status": "ok", "response": {}}, ref)
         elif event == "phx_join":

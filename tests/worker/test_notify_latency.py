@@ -47,7 +47,8 @@ def slow_polling_worker(stack: LocalStack) -> Iterator[WorkerProcess]:
 def now(db: Conn) -> datetime:
     row = db.execute("select clock_timestamp() as t").fetchone()
     assert row is not None
-    return row["t"]
+    t: datetime = row["t"]
+    return t
 
 
 def test_work_starts_on_notify_not_on_the_poll(slow_polling_worker: WorkerProcess, db: Conn, api: PostgrestSession,

@@ -119,9 +119,12 @@ async def test_an_insert_event_wakes_the_job_loop(pool: AsyncConnectionPool, db:
 
 
 async def test_join_payload_heartbeat_and_handshake_have_supabase_shapes(
-        pool: AsyncConnectionPool, db: Conn, fake: FakeRealtime) -> None:
+        pool: AsyncConnectionPool, db: Conn, fake: FakeRealtime, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     async with Harness(pool, db, fake) as h:
         await h.subscribed()
+    assert caplog.records and not [r.getMessage() for r in caplog.records if KEY in r.getMessage()], \
+        "the service role key must not reach the logs, even at DEBUG"
     assert fake.handshakes[0] == {"apikey": [KEY], "vsn": ["1.0.0"]}
     (join,) = fake.joins()
     assert join["topic"] == "realtime:dtx-worker" and join["event"] == "phx_join"

@@ -20,7 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
+from realtime import (
+    AsyncRealtimeChannel,
+    AsyncRealtimeClient,
+    RealtimePostgresChangesListenEvent,
+    RealtimeSubscribeStates,
+)
 
 from dtx_worker.wakeups import Backoff, Wakeups
 
@@ -48,7 +53,7 @@ class RealtimeOptions:
     def unjoined_budget(self) -> float:
         """Longest the client may plausibly spend getting back by itself: its reconnect sleeps, a connect and
         a join timeout per attempt, and a margin."""
-        sleeps = sum(min(self.initial_backoff * 2 ** i, 60.0) for i in range(self.max_retries))
+        sleeps = sum(min(self.initial_backoff * 2.0 ** i, 60.0) for i in range(self.max_retries))
         return sleeps + (self.max_retries + 2) * self.timeout + 10.0
 
 
@@ -71,6 +76,9 @@ class RealtimeFeed:
         self.subscriptions = 0  # SUBSCRIBED replies received, over all clients (tests and logs)
         self.postgres_ready = 0  # "Subscribed to PostgreSQL" system messages: the server streams changes now
         self.rebuilds = 0  # clients thrown away
+        # websockets logs the handshake (`?apikey=<service role key>`) and every frame at DEBUG: never show those
+        ws_log = logging.getLogger("websockets")
+        ws_log.setLevel(max(ws_log.level, logging.INFO))
 
     # ----------------------------------------------------------------- callbacks (inside the read loop)
 
@@ -111,8 +119,8 @@ class RealtimeFeed:
                                      hb_interval=o.heartbeat_interval)
         channel = client.channel(TOPIC)
         for table, event in TABLES:
-            channel.on_postgres_changes("INSERT", callback=self._wake(getattr(self.wakeups, event)),
-                                        schema="public", table=table)
+            channel.on_postgres_changes(RealtimePostgresChangesListenEvent.Insert, schema="public", table=table,
+                                        callback=self._wake(getattr(self.wakeups, event)))
         channel.on_system(self._on_system(self.generation))
         return client, channel
 

@@ -44,7 +44,7 @@ class Backoff:
 
     def next_delay(self) -> float:
         self.failures += 1
-        return min(self.cap, self.base * 2 ** min(self.failures - 1, 30)) * random.uniform(0.5, 1.0)
+        return min(self.cap, self.base * 2.0 ** min(self.failures - 1, 30)) * random.uniform(0.5, 1.0)
 
     def reset(self) -> None:
         self.failures = 0
