@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from dualtetrax._pgrest import function_arguments, rpc_statement, write_temp
 from dualtetrax.admin.errors import ObjectExistsError, RpcError, StorageError
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class LocalStackBackend:
         self.database_url = database_url
         self.storage_dir = Path(storage_dir)
         self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._signatures: dict[str, list[tuple[str, str]]] = {}
+        self._signatures: dict[str, dict[str, str]] = {}
 
     async def __aenter__(self) -> LocalStackBackend:
         await self._connection()
@@ -100,15 +100,9 @@ class LocalStackBackend:
 
     # -- RPCs, as PostgREST calls them
 
-    async def _arguments(self, name: str) -> list[tuple[str, str]]:
+    async def _arguments(self, name: str) -> dict[str, str]:
         if name not in self._signatures:
-            conn = await self._connection()
-            cur = await conn.execute(
-                "select a.name, format_type(a.type, null) from pg_proc p"
-                " join pg_namespace n on n.oid = p.pronamespace,"
-                " unnest(p.proargnames[1:p.pronargs], p.proargtypes::oid[]) as a(name, type)"
-                " where n.nspname = 'public' and p.proname = %s", (name,))
-            self._signatures[name] = [(str(r[0]), str(r[1])) for r in await cur.fetchall()]
+            self._signatures[name] = await function_arguments(await self._connection(), name)
         return self._signatures[name]
 
     async def rpc(self, name: str, args: dict[str, Any]) -> Any:
@@ -117,15 +111,12 @@ class LocalStackBackend:
 
         if not _FUNCTION_NAME.match(name):
             raise ValueError(f"{name!r} is not a function name")
-        types = dict(await self._arguments(name))
+        types = await self._arguments(name)
         unknown = sorted(set(args) - set(types))
         if (not types and args) or unknown:
             raise RpcError(name, f"no function public.{name} with arguments {unknown or sorted(args)}",
                            code="PGRST202", hint="Apply the latest migrations (`make db`).")
-        cols = ", ".join(f'"{k}" {types[k]}' for k in args)
-        named = ", ".join(f'"{k}" := _x."{k}"' for k in args)
-        sql = (f"select to_jsonb(public.{name}({named})) from json_to_record(%s::json) as _x({cols})"
-               if args else f"select to_jsonb(public.{name}())")
+        sql, params = rpc_statement(name, types, args)
         conn = await self._connection()
         try:
             async with conn.transaction():
@@ -136,7 +127,7 @@ class LocalStackBackend:
                     " set_config('request.method', 'POST', true),"
                     " set_config('request.path', %s, true)",
                     (json.dumps({"role": "service_role"}), f"/rpc/{name}"))
-                cur = await conn.execute(sql, (json.dumps(args, default=str),) if args else None)
+                cur = await conn.execute(sql, params or None)
                 row = await cur.fetchone()
         except psycopg.Error as error:
             diag = error.diag
@@ -174,7 +165,7 @@ class LocalStackBackend:
         import psycopg
 
         target = self.object_file(bucket, path)
-        temp = await asyncio.to_thread(_write_temp, target, data)
+        temp = await asyncio.to_thread(write_temp, target, data)
         replaced = False
         try:
             conn = await self._connection()
@@ -218,20 +209,6 @@ class LocalStackBackend:
         import asyncio
 
         return await asyncio.to_thread(self.object_file(bucket, path).read_bytes)
-
-
-def _write_temp(target: Path, data: bytes) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        _unlink(Path(name))
-        raise
-    return Path(name)
 
 
 def _unlink(path: Path) -> None:

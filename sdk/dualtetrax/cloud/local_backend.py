@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from dualtetrax._pgrest import function_arguments, rpc_statement, write_temp
 from dualtetrax.cloud.backend import AuthSession, Filter, Order
 from dualtetrax.cloud.errors import (
     AuthError,
@@ -293,14 +294,8 @@ class LocalCloudBackend:
             raise NotFoundError(f"Could not find the function public.{name}({', '.join(sorted(args))}) in the "
                                 "schema cache", code="PGRST202", status=404,
                                 hint="Apply the latest migrations (`make db`).")
-        cols = ", ".join(f'"{k}" {types[k]}' for k in args)
-        named = ", ".join(f'"{k}" := _x."{k}"' for k in args)
-        if args:
-            sql = f"select to_jsonb(public.{name}({named})) from json_to_record(%s::json) as _x({cols})"
-            rows = await self._request(sql, (json.dumps(dict(args), default=str),), method="POST",
-                                       path=f"/rpc/{name}")
-        else:
-            rows = await self._request(f"select to_jsonb(public.{name}())", None, method="POST", path=f"/rpc/{name}")
+        sql, params = rpc_statement(name, types, args)
+        rows = await self._request(sql, params or None, method="POST", path=f"/rpc/{name}")
         return rows[0] if rows else None
 
     async def _function_exists(self, name: str) -> bool:
@@ -313,13 +308,7 @@ class LocalCloudBackend:
     async def _argument_types(self, name: str) -> dict[str, str]:
         if name not in self._signatures:
             async with self._lock:
-                conn = await self._connection()
-                cur = await conn.execute(
-                    "select a.name, format_type(a.type, null) from pg_proc p"
-                    " join pg_namespace n on n.oid = p.pronamespace,"
-                    " unnest(p.proargnames[1:p.pronargs], p.proargtypes::oid[]) as a(name, type)"
-                    " where n.nspname = 'public' and p.proname = %s", (name,))
-                self._signatures[name] = {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+                self._signatures[name] = await function_arguments(await self._connection(), name)
         return self._signatures[name]
 
     async def select(self, table: str, *, columns: str = "*", filters: Sequence[Filter] = (),
@@ -390,7 +379,7 @@ class LocalCloudBackend:
         """As Storage does: the ``storage.objects`` row is inserted as the user (RLS decides), the bytes land
         under their final name only if that row is about to commit."""
         target = self._object_file(bucket, path)
-        temp = await asyncio.to_thread(_write_temp, target, data)
+        temp = await asyncio.to_thread(write_temp, target, data)
         moved = False
 
         def move() -> None:
@@ -437,18 +426,6 @@ class LocalCloudBackend:
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def _write_temp(target: Path, data: bytes) -> Path:
-    import tempfile
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return Path(name)
 
 
 def _redact(url: str) -> str:
