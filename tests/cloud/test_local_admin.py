@@ -47,7 +47,7 @@ async def test_admin_publishes_and_rolls_out_with_their_own_session(stack: Local
     assert (await owner.check_update(device.id, "1.0.0")).update_available is False  # no rollout yet
     rollout = await admin.create_rollout(published.firmware_id, "all now", strategy="all_at_once",
                                          stages=[{"percent": 100, "soak_minutes": 0}], start=True)
-    assert rollout["status"] == "active"
+    assert rollout.status == "active" and rollout.stages[0].percent == 100
     offer = await owner.check_update(device.id, "1.0.0")
     assert offer.update_available and offer.version == "2.0.0"
     assert offer.sha256 == hashlib.sha256(image).hexdigest() and offer.size_bytes == len(image)
@@ -55,10 +55,11 @@ async def test_admin_publishes_and_rolls_out_with_their_own_session(stack: Local
     async with httpx.AsyncClient() as http:
         assert (await http.get(url)).content == image
     overview = await admin.fleet_overview()
-    [mine] = [r for r in overview["rollouts"] if r["id"] == rollout["id"]]
-    assert (mine["status"], mine["version"], mine["phases"]) == ("active", "2.0.0", {"offered": 1})
-    paused = await admin.rollout_action(rollout["id"], "pause", "checking")
-    assert paused["status"] == "paused"
+    [mine] = [r for r in overview.rollouts if r.id == rollout.id]
+    assert (mine.status, mine.version, mine.phases) == ("active", "2.0.0", {"offered": 1})
+    assert rollout.id in [r.id for r in await admin.rollouts()]
+    paused = await admin.rollout_action(rollout.id, "pause", "checking")
+    assert paused.status == "paused" and paused.status_reason == "checking"
     assert (await owner.check_update(device.id, "1.0.0")).update_available is False
     for c in (admin, owner):
         await c.close()

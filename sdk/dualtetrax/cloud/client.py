@@ -22,10 +22,12 @@ from dualtetrax.cloud.models import (
     Device,
     DeviceTransfer,
     FirmwareStatus,
+    FleetOverview,
     GoalProgress,
     Notification,
     Profile,
     ReportRequest,
+    Rollout,
     StatsRange,
     Streaks,
     UpdateOffer,
@@ -356,26 +358,30 @@ class DtxCloud:
 
     async def create_rollout(self, firmware_id: uuid.UUID | str, name: str, *, strategy: str = "staged",
                              stages: Sequence[Mapping[str, int]] | None = None, start: bool = False,
-                             **options: Any) -> dict[str, Any]:
+                             **options: Any) -> Rollout:
         """``admin_create_rollout`` (then ``admin_start_rollout`` with ``start``); ``options`` are its other
         arguments (``device_ids``, ``beta_tags``, thresholds, ``timeout_minutes``, ``is_downgrade`` …)."""
         args: dict[str, Any] = {"firmware_id": str(firmware_id), "name": name, "strategy": strategy, **options}
         if stages is not None:
             args["stages"] = [dict(s) for s in stages]
-        row = dict(await self.backend.rpc("admin_create_rollout", _jsonable(args)))
+        rollout = Rollout.model_validate(await self.backend.rpc("admin_create_rollout", _jsonable(args)))
         if start:
-            row = await self.rollout_action(row["id"], "start")
-        return row
+            rollout = await self.rollout_action(rollout.id, "start")
+        return rollout
 
-    async def fleet_overview(self) -> dict[str, Any]:
-        answer = await self.backend.rpc("admin_fleet_overview", {})
-        return dict(answer) if isinstance(answer, dict) else {"overview": answer}
+    async def fleet_overview(self) -> FleetOverview:
+        return FleetOverview.model_validate(await self.backend.rpc("admin_fleet_overview", {}))
+
+    async def rollouts(self, *, limit: int = 50) -> list[Rollout]:
+        rows = await self.backend.select("firmware_rollouts", order=[Order("created_at", True)], limit=limit)
+        return [Rollout.model_validate(r) for r in rows]
 
     async def rollout_action(self, rollout_id: uuid.UUID | str,
                              action: Literal["start", "pause", "resume", "abort", "advance"],
-                             reason: str | None = None) -> dict[str, Any]:
+                             reason: str | None = None) -> Rollout:
+        """Move a rollout through its state machine; every transition is audited by the server."""
         answer = await self.backend.rpc(f"admin_{action}_rollout", {"rollout_id": str(rollout_id), "reason": reason})
-        return dict(answer)
+        return Rollout.model_validate(answer)
 
 
 def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:

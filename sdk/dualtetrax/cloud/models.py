@@ -227,3 +227,57 @@ class FirmwareStatus(_Row):
     error_code: int | None = None
     error_message: str | None = None
     verified_at: datetime | None = None
+
+
+class RolloutStage(_Row):
+    percent: int
+    soak_minutes: int = 0
+
+
+class Rollout(_Row):
+    """A row of ``firmware_rollouts`` (admins only)."""
+
+    id: uuid.UUID
+    firmware_version_id: uuid.UUID
+    name: str
+    strategy: Literal["all_at_once", "staged", "manual", "beta"]
+    stages: list[RolloutStage]
+    current_stage: int
+    stage_started_at: datetime | None = None
+    model: str
+    channel: str
+    device_ids: list[uuid.UUID] = Field(default_factory=list)
+    beta_tags: list[str] = Field(default_factory=list)
+    target_hardware_revisions: list[str] = Field(default_factory=list)
+    min_current_version_code: int | None = None
+    success_threshold: float
+    failure_threshold: float
+    min_sample_size: int
+    in_progress_timeout_minutes: int
+    is_downgrade: bool
+    status: Literal["draft", "active", "paused", "completed", "aborted"]
+    status_reason: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class RolloutOverview(_Row):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    id: uuid.UUID
+    name: str
+    status: str
+    strategy: str
+    version: str
+    current_stage: int
+    percent: int | None = None
+    status_reason: str | None = None
+    phases: dict[str, int] = Field(default_factory=dict)
+    stages: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
+class FleetOverview(_Row):
+    """``admin_fleet_overview``: devices per firmware version; per rollout its state and devices per phase."""
+
+    rollouts: list[RolloutOverview]
+    devices_by_version: dict[str, int]
