@@ -74,6 +74,7 @@ main.add_command(ota)
 main.add_command(emulator)
 main.add_command(firmware)
 main.add_command(rollout)
+main.add_command(__import__("dualtetrax.cli.sync", fromlist=["sync"]).sync)
 for _command in CLOUD_COMMANDS:
     main.add_command(_command)
 

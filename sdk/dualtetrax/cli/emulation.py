@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,6 +25,8 @@ class EmulationOptions:
     generation: int = 2
     battery_percent: int = 100
     faults: tuple[tuple[str, Any], ...] = field(default=())
+    state_file: str | None = None
+    sessions: int | None = None
 
 
 def _parse_faults(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
@@ -76,6 +79,22 @@ def emulation_options(function: F) -> F:
             help="Make the emulated device misbehave, e.g. disconnect_after_bytes=20000 "
             "(repeatable; `dtx emulator faults` lists the knobs).",
         ),
+        click.option(
+            "--emulate-state",
+            "emulate_state",
+            metavar="PATH",
+            default=None,
+            help="Keep the emulated device (stored sessions, confirmed flags, firmware version) in this file, "
+            "so that it survives the process; created on first use.",
+        ),
+        click.option(
+            "--emulate-sessions",
+            "emulate_sessions",
+            type=click.IntRange(0, 1_000_000),
+            default=None,
+            help="Sessions stored on a new emulated device (default 3). Counts above 3 also include sessions "
+            "recorded without a time sync and too-short ones. With --emulate-state, only when the file is new.",
+        ),
     ]
 
     def wrapper(**kwargs: Any) -> Any:
@@ -86,6 +105,8 @@ def emulation_options(function: F) -> F:
             generation=int(kwargs.pop("emulate_generation")),
             battery_percent=kwargs.pop("emulate_battery"),
             faults=kwargs.pop("emulate_faults"),
+            state_file=kwargs.pop("emulate_state"),
+            sessions=kwargs.pop("emulate_sessions"),
         )
         return function(**kwargs)
 
@@ -124,7 +145,11 @@ async def device_environment(options: EmulationOptions) -> AsyncIterator[DeviceE
             generation=StatusGeneration(options.generation),
             battery_percent=options.battery_percent,
             serial_number="DTX-EMU-0001",
-            sessions=sample_sessions(3),
+            # Random session ids, as real devices make them (two emulated devices never share one).
+            sessions=sample_sessions(options.sessions, mixed=options.sessions > 3, seed=secrets.randbits(62))
+            if options.sessions is not None
+            else sample_sessions(3),
             faults=faults,
+            state_file=options.state_file,
         )
         yield DeviceEnvironment(backends=world.backends, device=device)

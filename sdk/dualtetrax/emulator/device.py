@@ -30,6 +30,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bumble import att, core
@@ -45,6 +46,7 @@ from dualtetrax.ble.protocol.enums import (
     BatteryState,
     DeviceLevel,
     DeviceMode,
+    MessageType,
     OtaCommand,
     OtaErrorCode,
     OtaState,
@@ -85,6 +87,7 @@ from dualtetrax.ble.protocol.sessions import SessionRecord, SessionSummary
 from dualtetrax.ble.protocol.status import DeviceStatus, encode_legacy_characteristics
 from dualtetrax.emulator.faults import Faults
 from dualtetrax.emulator.radio import EmulatedController, EmulatedHost, EmulatedLink
+from dualtetrax.emulator.state import DeviceStateFile
 from dualtetrax.firmware.errors import ChecksumMismatchError, DigestMismatchError, FirmwareImageError
 from dualtetrax.firmware.image import MAX_IMAGE_SIZE, inspect_image
 
@@ -92,7 +95,6 @@ logger = logging.getLogger(__name__)
 
 _SIG_SUFFIX = "-0000-1000-8000-00805f9b34fb"
 _APPLICATION_ERROR = 0x80
-_SUMMARIES_PER_RESPONSE = 10
 
 
 def _gatt_uuid(text: str) -> core.UUID:
@@ -143,13 +145,28 @@ class EmulatedDualTetraX:
         faults: Faults | None = None,
         advertising_interval_ms: float = 20.0,
         name: str | None = None,
+        state_file: str | Path | None = None,
+        max_listed_sessions: int | None = None,
     ) -> None:
+        """``state_file``: keep the stored sessions, their confirmed flags and the firmware version in
+        this SQLite file across processes (see :class:`~dualtetrax.emulator.state.DeviceStateFile`).
+        When the file already holds a device, its firmware version and sessions win over
+        ``firmware_version`` and ``sessions``. ``max_listed_sessions``: a firmware cap on
+        summaries per GET_SESSIONS answer; by default the answer holds as many as the request's
+        ``max_count`` asks for and one frame at the negotiated MTU carries (15 at MTU 517)."""
         if generation is StatusGeneration.NONE:
             raise ValueError("an emulated DualTetraX exposes status generation 1 or 2")
         self.link = link
         self.address = address.upper()
         self.name = name or f"DualTetraX-{self.address.replace(':', '')[-4:]}"
-        self.firmware_version = firmware_version
+        self.state = DeviceStateFile(state_file) if state_file is not None else None
+        loaded: list[tuple[SessionRecord, bool]] = []
+        if self.state is not None:
+            firmware_version = self.state.initialise(firmware_version, sessions)
+            loaded = self.state.load_sessions()
+            sessions = [record for record, _synced in loaded]
+        self._firmware_version = firmware_version
+        self.max_listed_sessions = max_listed_sessions
         self.generation = generation
         self.serial_number = serial_number
         self.faults = faults or Faults()
@@ -169,6 +186,11 @@ class EmulatedDualTetraX:
             session_active=False,
         )
         self.sessions: dict[uuid.UUID, StoredSession] = {s.session_id: StoredSession(s) for s in sessions}
+        for record, synced in loaded:
+            self.sessions[record.session_id].synced = synced
+        self._unsynced: dict[uuid.UUID, None] = {}
+        self._indexed_keys = -1
+        self._link_traps: dict[MessageType, list[Any]] = {}
         self.time_offset_ms: int | None = None
         self.ota_status = OtaStatus(OtaState.IDLE, battery_percent=battery_percent)
         self.applied_image: bytes | None = None
@@ -194,6 +216,16 @@ class EmulatedDualTetraX:
         self._hci_tasks: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
 
     # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def firmware_version(self) -> str:
+        return self._firmware_version
+
+    @firmware_version.setter
+    def firmware_version(self, version: str) -> None:
+        self._firmware_version = version
+        if self.state is not None:
+            self.state.set_firmware_version(version)
 
     @property
     def battery_percent(self) -> int:
@@ -250,6 +282,8 @@ class EmulatedDualTetraX:
         if self._controller is not None and self._controller in self.link.controllers:
             self.link.remove_controller(self._controller)
         self._device = None
+        if self.state is not None:
+            self.state.close()
 
     async def set_advertising(self, enabled: bool) -> None:
         """Start or stop advertising (a device that is out of range or busy)."""
@@ -484,6 +518,10 @@ class EmulatedDualTetraX:
         """Store a completed session; with ``announce``, also send SESSION_START and SESSION_END
         as a real treatment run would."""
         self.sessions[record.session_id] = StoredSession(record)
+        self._unsynced[record.session_id] = None
+        self._indexed_keys = len(self.sessions) if self._indexed_keys >= 0 else -1
+        if self.state is not None:
+            self.state.put_session(record)
         if announce and self.generation is StatusGeneration.FRAMED:
             self._notify(
                 uuids.COMM_TX,
@@ -511,15 +549,58 @@ class EmulatedDualTetraX:
                 ).encode(),
             )
 
+    def _unsynced_listing(self, limit: int) -> tuple[int, list[SessionRecord]]:
+        """How many stored sessions are unconfirmed, and the first ``limit`` of them in storage order.
+
+        Kept in an index so that a device holding thousands of sessions answers in constant time; the
+        index is rebuilt whenever ``sessions`` was edited directly (its keys no longer match)."""
+        index = self._unsynced
+        if self._indexed_keys != len(self.sessions):
+            index = self._reindex()
+        listed: list[SessionRecord] = []
+        stale: list[uuid.UUID] = []
+        for session_id in index:
+            if len(listed) >= limit:
+                break
+            stored = self.sessions.get(session_id)
+            if stored is None or stored.synced:
+                stale.append(session_id)  # confirmed or deleted since: dropped once, so this stays cheap
+            else:
+                listed.append(stored.record)
+        for session_id in stale:
+            del index[session_id]
+        return len(index), listed
+
+    def _reindex(self) -> dict[uuid.UUID, None]:
+        self._unsynced = {key: None for key, stored in self.sessions.items() if not stored.synced}
+        self._indexed_keys = len(self.sessions)
+        return self._unsynced
+
     def _on_comm_request(self, connection: Connection, value: bytes) -> None:
         try:
             request = decode_message(value)
         except ProtocolError as error:
             self._log(f"comm: ignored malformed request ({error.detail})")
             return
+        trap = self._link_traps.get(request.TYPE)
+        if trap is not None:
+            trap[0] -= 1
+            if trap[0] <= 0:
+                del self._link_traps[request.TYPE]
+                if trap[1]:
+                    self._answer(request, connection)  # handled, but the answer never leaves
+                self._log(f"comm: dropping the link at {request.TYPE.name} (fault)")
+                self._spawn(self._drop_link(connection))
+                return
         response = self._answer(request, connection)
         if response is not None:
             self._notify(uuids.COMM_TX, response.encode())
+
+    def drop_link_at(self, request: MessageType, nth: int = 1, *, handled: bool = False) -> None:
+        """Fault: drop the link when the ``nth`` Communication-service request of this type arrives (counting
+        from now, once). ``handled``: the device still acts on it (e.g. marks the session confirmed) but its
+        answer is lost with the link — the worst moment for a client."""
+        self._link_traps[request] = [nth, handled]
 
     def _answer(self, request: Message, connection: Connection) -> Message | None:
         if isinstance(request, TimeSyncRequest):
@@ -527,14 +608,14 @@ class EmulatedDualTetraX:
             self._log(f"time sync {request.timestamp_ms}")
             return TimeSyncResponse(ResponseStatus.SUCCESS)
         if isinstance(request, GetSessionsRequest):
-            matching = [
-                stored.record
-                for stored in self.sessions.values()
-                if request.filter is SessionFilter.ALL or not stored.synced
-            ]
             # One frame per notification: return only as many summaries as the MTU carries.
             fit = max(0, (connection.att_mtu - 3 - 3 - 3 - 1) // 32)
-            count = min(request.max_count, fit, _SUMMARIES_PER_RESPONSE, len(matching))
+            limit = min(request.max_count, fit, self.max_listed_sessions or fit)
+            if request.filter is SessionFilter.ALL:
+                total = len(self.sessions)
+                listed = [stored.record for stored in itertools.islice(self.sessions.values(), limit)]
+            else:
+                total, listed = self._unsynced_listing(limit)
             summaries = tuple(
                 SessionSummary(
                     session_id=record.session_id,
@@ -547,9 +628,9 @@ class EmulatedDualTetraX:
                     if self.sessions[record.session_id].synced
                     else SyncStatus.NOT_SYNCED,
                 )
-                for record in matching[:count]
+                for record in listed
             )
-            return GetSessionsResponse(ResponseStatus.SUCCESS, len(matching), summaries)
+            return GetSessionsResponse(ResponseStatus.SUCCESS, total, summaries)
         if isinstance(request, GetSessionDetailRequest):
             stored = self.sessions.get(request.session_id)
             if stored is None:
@@ -560,11 +641,15 @@ class EmulatedDualTetraX:
             if stored is None:
                 return ConfirmSyncResponse(ResponseStatus.NOT_FOUND)
             stored.synced = True
+            if self.state is not None:
+                self.state.mark_synced(request.session_id)  # durable before the answer leaves
             self._log(f"session confirmed {request.session_id}")
             return ConfirmSyncResponse(ResponseStatus.SUCCESS)
         if isinstance(request, DeleteSessionRequest):
             if self.sessions.pop(request.session_id, None) is None:
                 return DeleteSessionResponse(ResponseStatus.NOT_FOUND)
+            if self.state is not None:
+                self.state.delete_session(request.session_id)
             self._log(f"session deleted {request.session_id}")
             return DeleteSessionResponse(ResponseStatus.SUCCESS)
         self._log(f"comm: no answer to {type(request).__name__}")
@@ -728,6 +813,8 @@ class EmulatedDualTetraX:
             self.firmware_version = new_version
             self.reboots += 1
             self.sessions.clear()  # RAM is lost at power-off
+            if self.state is not None:
+                self.state.clear_sessions()
             self.time_offset_ms = None
             self.ota_status = OtaStatus(OtaState.IDLE, battery_percent=self.battery_percent)
             self._log(f"booted {new_version}")
