@@ -15,11 +15,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from click.testing import CliRunner, Result
 
 from dualtetrax.admin import LocalStackBackend, publish_firmware
 from dualtetrax.ble.client import DualTetraXClient
 from dualtetrax.ble.ota import OtaTimeouts
 from dualtetrax.ble.protocol.enums import OtaState
+from dualtetrax.cli import main
 from dualtetrax.cloud import AuthSession, DtxCloud, LocalCloudBackend
 from dualtetrax.emulator import EmulatedDualTetraX, EmulatorWorld, Faults
 from dualtetrax.firmware import build_test_image
@@ -165,3 +167,51 @@ async def update_env(stack: LocalStack, db: Db, tmp_path: Path, image: bytes) ->
         finally:
             for cloud in env.clouds:
                 await cloud.close()
+
+
+# --------------------------------------------------------------------------------------------- the CLI
+
+PASSWORD = "correct-horse-battery"
+
+
+class CliWorld:
+    def __init__(self, stack: LocalStack, db: Db, tmp: Path, image: bytes) -> None:
+        self.stack, self.db, self.tmp, self.image = stack, db, tmp, image
+        self.storage = tmp / "storage"
+        self.email = f"cli-{uuid.uuid4().hex[:10]}@example.test"
+        self.model = f"CliUpd-{uuid.uuid4().hex[:8]}"
+        self.device_id, self.storage_path = asyncio.run(self._prepare())
+
+    async def _prepare(self) -> tuple[uuid.UUID, str]:
+        async with LocalStackBackend(self.stack.dsn(), self.storage) as admin:
+            published = await publish_firmware(admin, self.image, version="1.1.0", model=self.model, publish=True)
+        rollout(self.db, uuid.UUID(published.firmware_id), "all_at_once")
+        cloud = DtxCloud(LocalCloudBackend(self.stack.dsn(), self.storage))
+        try:
+            await cloud.sign_up(self.email, PASSWORD)
+            device = await cloud.register_device(f"CLI-{uuid.uuid4().hex[:10]}", model=self.model,
+                                                 firmware_version="1.0.0")
+        finally:
+            await cloud.close()
+        return device.id, published.storage_path
+
+    def env(self) -> dict[str, str]:
+        """What `dtx` reads: the local stack, its objects, this user's credentials, a private cache."""
+        return {"DTX_DATABASE_URL": self.stack.dsn(), "DTX_STORAGE_DIR": str(self.storage),
+               "DTX_TOKEN_CACHE": str(self.tmp / "session.json"), "DTX_CONFIG": str(self.tmp / "none.toml"),
+               "DTX_EMAIL": self.email, "DTX_PASSWORD": PASSWORD, "DTX_FIRMWARE_CACHE": str(self.tmp / "cache"),
+               "DTX_SUPABASE_URL": "", "SUPABASE_URL": "", "DTX_SUPABASE_ANON_KEY": "", "SUPABASE_ANON_KEY": ""}
+
+    def invoke(self, *args: str) -> Result:
+        return CliRunner().invoke(main, ["ota", "update", "--device-id", str(self.device_id), "--emulate",
+                                         "--emulate-speed", "fast", *args], env=self.env())
+
+    def history(self) -> list[tuple[str, int | None]]:
+        rows = self.db.execute("select phase, error_code from firmware_update_history where device_id = %s order by id",
+                               (self.device_id,)).fetchall()
+        return [(r["phase"], r["error_code"]) for r in rows]
+
+
+@pytest.fixture
+def cli_world(stack: LocalStack, db: Db, tmp_path: Path, image: bytes) -> CliWorld:
+    return CliWorld(stack, db, tmp_path, image)
