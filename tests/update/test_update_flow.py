@@ -3,6 +3,8 @@ real GATT stack. A good update, failures with their reported codes, and reruns a
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -223,3 +225,35 @@ async def test_device_found_by_serial_number(update_env: UpdateEnv) -> None:
 def test_sdk_codes_fit_the_server_and_do_not_collide_with_the_devices() -> None:
     assert all(100 <= code <= 255 for code in UpdateErrorCode)
     assert not {int(c) for c in UpdateErrorCode} & {int(c) for c in OtaErrorCode}
+
+
+class FailingReports:
+    """The local backend, with the network gone for ``ota_report_status(phase=failed)``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @property
+    def session(self) -> Any:
+        return self.inner.session
+
+    async def rpc(self, name: str, args: Any) -> Any:
+        if name == "ota_report_status" and args["phase"] == "failed":
+            raise NetworkError("the connection to the database broke during POST /rpc/ota_report_status")
+        return await self.inner.rpc(name, args)
+
+
+async def test_a_failure_that_cannot_be_reported_says_so(update_env: UpdateEnv) -> None:
+    env = update_env
+    env.device.faults.update(disconnect_after_bytes=10_000)
+    with pytest.raises(UpdateFailedError) as caught:
+        await env.update(await env.cloud(FailingReports))
+    assert (caught.value.code, caught.value.reported) == (122, False)
+    assert env.phases() == ["offered", "downloading", "transferring"]  # the server never heard of the failure
+    await env.settle()
+    await env.update()  # a rerun records the stopped attempt and finishes
+    assert env.history()[3] == ("failed", 130)
+    env.assert_updated_once()

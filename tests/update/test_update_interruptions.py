@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from dualtetrax.ble.protocol import uuids
 from dualtetrax.ble.protocol.enums import OtaState
+from dualtetrax.ble.protocol.ota import FINISH, StartCommand, chunk_count, chunk_payload_size, encode_chunk
 from dualtetrax.cloud import AuthSession, Filter, LocalCloudBackend, Order
 from dualtetrax.update import UpdateProgress
 from tests.update.conftest import UpdateEnv
@@ -185,4 +187,31 @@ async def test_a_rerun_after_a_stopped_transfer_closes_the_old_attempt_as_interr
     assert result.reported == ("failed", "downloading", "transferring", "installing", "succeeded")
     assert env.history()[2:4] == [("transferring", None), ("failed", 130)]
     assert env.status()["attempts"] == 2
+    env.assert_updated_once()
+
+
+async def test_a_rerun_while_the_device_still_validates_waits_for_it_and_confirms(update_env: UpdateEnv) -> None:
+    """A tool killed right after FINISH leaves the device validating; the next run must not start a transfer
+    the device would refuse (or record a failure that did not happen): it waits for the reboot."""
+    env = update_env
+    cloud = await env.cloud()
+    await cloud.check_update(env.device_id, "1.0.0")
+    for phase in ("downloading", "transferring", "installing"):
+        await cloud.report_update_status(env.device_id, env.rollout_id, phase)  # type: ignore[arg-type]
+    env.device.faults.update(validation_delay_s=0.4)
+    async with env.ble() as raw:  # every chunk and FINISH sent, then the link gone without a CANCEL
+        payload = chunk_payload_size(raw.characteristic(uuids.OTA_DATA).max_write_without_response_size)
+        count = chunk_count(len(env.image), payload)
+        await raw.write_characteristic(uuids.OTA_CONTROL, StartCommand(len(env.image), count).encode(), response=True)
+        for index in range(count):
+            chunk = encode_chunk(index, env.image[index * payload:(index + 1) * payload])
+            await raw.bleak_client.write_gatt_char(uuids.OTA_DATA, chunk, response=False)
+        await raw.write_characteristic(uuids.OTA_CONTROL, FINISH.encode(), response=True)
+    assert env.device.ota_status.state is OtaState.VALIDATING
+
+    events: list[UpdateProgress] = []
+    result = await env.update(progress=events.append)
+    assert (result.outcome, result.reported, result.previous_version) == ("confirmed", ("succeeded",), "1.1.0")
+    assert any("finishing an earlier update (validating)" in event.message for event in events)
+    assert env.ota_starts() == 1 and env.phases().count("failed") == 0
     env.assert_updated_once()

@@ -37,7 +37,9 @@ from dualtetrax.ble import errors as ble_errors
 from dualtetrax.ble.client import DualTetraXClient
 from dualtetrax.ble.ota import OtaTimeouts, update_firmware
 from dualtetrax.ble.progress import OtaPhase, OtaProgress, OtaResult
-from dualtetrax.ble.protocol.enums import OtaErrorCode
+from dualtetrax.ble.protocol import uuids
+from dualtetrax.ble.protocol.enums import OtaErrorCode, OtaState
+from dualtetrax.ble.protocol.ota import OtaStatus
 from dualtetrax.cloud.client import DtxCloud
 from dualtetrax.cloud.errors import CloudError, NetworkError, ServerError
 from dualtetrax.cloud.models import FirmwareStatus, UpdateOffer
@@ -207,6 +209,7 @@ class _Flow:
         try:
             self._emit("device", "connecting to the device" if connected_here else "reading the device's version")
             version = await self._before_offer("device", self._read_version())
+            version = await self._before_offer("device", self._settle_device(version))
             self.device_id = device_id or await self._before_offer("checking", self._resolve_device(version, register))
             self._emit("checking", f"the device runs {version}; asking the cloud for an update")
             prior = await self._before_offer("checking", self.cloud.firmware_status(self.device_id))
@@ -226,6 +229,38 @@ class _Flow:
         if not self.ble.is_connected:
             await self.ble.connect()
         return await self.ble.read_firmware_revision()
+
+    async def _settle_device(self, version: str) -> str:
+        """A device still validating or applying an image (an earlier run stopped after FINISH): wait for its
+        reboot and return the version it comes back with, rather than start a transfer it would refuse."""
+        if not self.ble.has_characteristic(uuids.OTA_STATUS):
+            return version
+        try:
+            status = OtaStatus.decode(await self.ble.read_characteristic(uuids.OTA_STATUS))
+        except (ble_errors.DualTetraXBleError, OSError):
+            return version  # notify-only or unreadable: the OTA engine copes with a busy device itself
+        if status.state not in (OtaState.VALIDATING, OtaState.UPGRADING, OtaState.SUCCESS):
+            return version
+        self._emit("device", f"the device is finishing an earlier update ({status.state.name.lower()}); "
+                             "waiting for it to restart")
+        timeouts = self.ota_timeouts or OtaTimeouts()
+        try:
+            async with asyncio.timeout(timeouts.validating + timeouts.applying + timeouts.reboot):
+                await self.ble.disconnected.wait()
+        except TimeoutError as error:
+            raise ble_errors.DeviceTimeoutError(
+                f"The device has been busy with an earlier update ({status}) for too long.") from error
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeouts.reconnect
+        while True:
+            try:
+                await self.ble.connect()
+                return await self.ble.read_firmware_revision()
+            except (ble_errors.DeviceNotFoundError, ble_errors.ConnectionFailedError,
+                    ble_errors.DeviceDisconnectedError, ble_errors.DeviceTimeoutError):
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
     async def _before_offer(self, phase: str, step: Coroutine[Any, Any, Any]) -> Any:
         """Run a step that comes before any offer: a failure has nothing to report to."""
