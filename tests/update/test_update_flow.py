@@ -222,11 +222,6 @@ async def test_device_found_by_serial_number(update_env: UpdateEnv) -> None:
     env.assert_updated_once()
 
 
-def test_sdk_codes_fit_the_server_and_do_not_collide_with_the_devices() -> None:
-    assert all(100 <= code <= 255 for code in UpdateErrorCode)
-    assert not {int(c) for c in UpdateErrorCode} & {int(c) for c in OtaErrorCode}
-
-
 class FailingReports:
     """The local backend, with the network gone for ``ota_report_status(phase=failed)``."""
 

@@ -126,6 +126,8 @@ def failure_code(error: BaseException, phase: str) -> int:
     for kinds, code in table:
         if isinstance(error, kinds):
             return int(getattr(error, "code", UpdateErrorCode.INTERNAL)) if code == -1 else int(code)
+    if isinstance(error, OSError) and phase == "downloading":
+        return int(UpdateErrorCode.CACHE_ERROR)  # reading the verified file back failed
     if isinstance(error, CloudError) and phase == "downloading":
         network = isinstance(error, NetworkError | ServerError) or (error.status or 0) >= 500
         return int(UpdateErrorCode.DOWNLOAD_FAILED if network else UpdateErrorCode.DOWNLOAD_REFUSED)
