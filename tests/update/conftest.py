@@ -211,6 +211,11 @@ class CliWorld:
                                (self.device_id,)).fetchall()
         return [(r["phase"], r["error_code"]) for r in rows]
 
+    def server_version(self) -> str | None:
+        row = self.db.execute("select firmware_version from devices where id = %s", (self.device_id,)).fetchone()
+        assert row is not None
+        return row["firmware_version"]
+
 
 @pytest.fixture
 def cli_world(stack: LocalStack, db: Db, tmp_path: Path, image: bytes) -> CliWorld:
