@@ -12,6 +12,8 @@ Safe to interrupt (Ctrl-C, a killed process, a dropped link) and run again:
 * the transfer restarts from zero (the device protocol cannot resume) — but only if the device still runs the
   old version: a device that already installed the update is confirmed, not flashed again (the check-in with
   its new version confirms the update on the server, and the flow reports ``succeeded``);
+* a device still validating or applying an image (the earlier run stopped after FINISH) is waited for: its
+  reboot decides whether there is anything left to do;
 * the server's phase is moved on legally: a previous run that stopped while ``transferring`` or ``installing``
   is closed as ``failed`` (code ``INTERRUPTED``) before the new attempt's ``downloading``; ``failed``,
   ``cancelled`` and ``timed_out`` go straight to ``downloading``; a stopped ``downloading`` is repeated (a no-op).
