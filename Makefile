@@ -31,9 +31,11 @@ setup: $(STAMP)
 
 db: setup
 	@$(LOCALSTACK) up
+	@DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:$${DTX_DB_PORT:-54322}/postgres $(PY) -m dtx_worker.demo_fleet --binary-only
 
 db-reset: setup
 	@$(LOCALSTACK) reset
+	@DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:$${DTX_DB_PORT:-54322}/postgres $(PY) -m dtx_worker.demo_fleet --binary-only
 
 db-stop:
 	@$(LOCALSTACK) stop

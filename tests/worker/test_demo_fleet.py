@@ -134,3 +134,22 @@ def test_command_line_runs_rounds(stack: LocalStack, capsys: pytest.CaptureFixtu
     assert main(["--database-url", stack.dsn(), "--model", m, "--rounds", "2", "--interval", "0.01"]) == 0
     out = capsys.readouterr().out
     assert f"0 {m} devices" in out and "no active rollout for this model" in out
+
+
+def test_binary_only_writes_the_seeded_demo_image_and_exits(stack: LocalStack, db: Db, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """What `make db` runs so that the seeded 1.1.0 can be downloaded without `make run` (here for a model of its
+    own, registered as the seed registers the demo firmware)."""
+    m = f"DemoBin-{uuid.uuid4().hex[:6]}"
+    sha = hashlib.sha256(build_test_image(version="1.1.0", size=65536)).hexdigest()
+    db.execute("insert into firmware_versions (id, version, version_code, model, storage_path, size_bytes, sha256)"
+               " values (md5('demo-firmware-' || %s || '-1.1.0')::uuid, '1.1.0', 10100, %s, %s, 65536, %s)",
+               (m, m, f"{m}/1.1.0/dualtetrax-1.1.0.bin", sha))
+    args = ["--database-url", stack.dsn(), "--storage-dir", str(tmp_path), "--model", m, "--binary-only"]
+    assert main(args) == 0
+    image = (tmp_path / "firmware-binaries" / m / "1.1.0" / "dualtetrax-1.1.0.bin").read_bytes()
+    assert hashlib.sha256(image).hexdigest() == sha
+    assert "wrote the demo firmware binary" in capsys.readouterr().out
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "wrote" not in out and "devices checking in" not in out  # written once; it exits instead of simulating

@@ -216,6 +216,8 @@ async def run(args: argparse.Namespace) -> int:
             written = await ensure_demo_binary(conn, Path(args.storage_dir), args.model)
             if written:
                 print(f"demo-fleet: wrote the demo firmware binary to {written}", flush=True)
+        if args.binary_only:
+            return 0
         fleet = DemoFleet(conn, options)
         cur = await conn.execute("select count(*) as n from public.devices where model = %s and is_active",
                                  (args.model,))
@@ -246,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-seconds", type=float, default=15.0, help="minimum seconds between checks")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: run until stopped)")
+    parser.add_argument("--binary-only", action="store_true",
+                        help="only write the seeded demo firmware's binary to the object folder, then exit")
     args = parser.parse_args(argv)
 
     loop = asyncio.new_event_loop()

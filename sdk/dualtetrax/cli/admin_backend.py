@@ -58,6 +58,7 @@ def backend_options(function: F) -> F:
     @click.option("--database-url", default=LOCAL_DATABASE_URL, show_default=True, envvar="DTX_DATABASE_URL",
                   help="Local stack database (env DTX_DATABASE_URL).")
     @click.option("--storage-dir", type=click.Path(file_okay=False, path_type=Path), default=LOCAL_STORAGE_DIR,
+                  envvar="DTX_STORAGE_DIR",
                   show_default=True, help="Local stack object folder (<dir>/<bucket>/<path>).")
     @click.option("--supabase-url", envvar="SUPABASE_URL", default=None,
                   help="A Supabase project instead of the local stack (env SUPABASE_URL).")
