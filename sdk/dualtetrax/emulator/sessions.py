@@ -23,13 +23,14 @@ def sample_sessions(
     """``count`` completed sessions going back from ``now_ms``, with battery samples: one a day,
     or evenly over the last year when there are more than 365.
 
-    ``mixed`` also makes every 10th session one recorded without a time sync (uptime-based
-    times, ``time_synced`` false) and every 25th one too short to keep (2 s of work), as real
-    devices produce them.
+    ``mixed`` also makes every 25th session too short to keep (2 s of work) and the last tenth
+    (at most 20: what the real device's RAM holds) sessions recorded without a time sync
+    (uptime-based times, ``time_synced`` false), as after a power cycle with no app connected.
     """
     rng = random.Random(seed)
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     spacing_ms = min(_DAY_MS, 365 * _DAY_MS // max(count, 1))
+    untimed_from = count - min(max(count // 10, 1), 20)
     sessions = []
     for index in range(count):
         shot = rng.choice([ShotType.U_SHOT, ShotType.E_SHOT, ShotType.LED_CARE])
@@ -68,7 +69,7 @@ def sample_sessions(
                 battery_samples=record.battery_samples[:1],
                 end_battery_mv=record.start_battery_mv,
             )
-        if mixed and index % 10 == 9:
+        if mixed and index >= untimed_from:
             uptime_ms = 60_000 + index * 1000
             span = (record.working_duration_s + record.pause_duration_s) * 1000
             record = dataclasses.replace(

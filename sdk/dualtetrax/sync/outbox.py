@@ -51,6 +51,7 @@ create table if not exists sessions (
     confirmed_at real
 );
 create index if not exists sessions_device_state on sessions (device_serial, state, seq);
+create index if not exists sessions_seq on sessions (seq);
 create table if not exists devices (
     serial text primary key,
     device_id text,                      -- the cloud's device id, once known
