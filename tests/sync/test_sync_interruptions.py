@@ -22,6 +22,7 @@ from dualtetrax.cloud.errors import NetworkError
 from dualtetrax.cloud.local_backend import LocalCloudBackend
 from dualtetrax.emulator import EmulatedDualTetraX, EmulatorWorld, sample_sessions
 from dualtetrax.sync import Outbox, SyncReport, sync_device
+from tests.sync.conftest import server_rows
 from tests.sync.helpers import FlakyBackend, assert_complete, assert_never_confirmed_early
 
 SESSIONS = 40  # three listings of up to 15, with untimed and too-short sessions among them
@@ -125,3 +126,31 @@ async def test_cancelled_at_random_points(world: EmulatorWorld, cloud: DtxCloud,
             break
     assert cancelled >= 5
     await finish_and_check(world, device, cloud, outbox, db, records)
+
+
+async def test_another_devices_backlog_is_uploaded_and_confirmed_later(
+        world: EmulatorWorld, cloud: DtxCloud, account: tuple[str, str],
+        cloud_factory: Callable[[], LocalCloudBackend], db: psycopg.Connection[dict[str, Any]],
+        setup: tuple[EmulatedDualTetraX, Outbox, list[Any]]) -> None:
+    first, outbox, first_records = setup
+    flaky = FlakyBackend(cloud_factory(), fail_at=1, after_commit=False)
+    async with DtxCloud(flaky) as flaky_cloud:
+        await flaky_cloud.sign_in(*account)
+        with pytest.raises(NetworkError):
+            await run_sync(world, first, flaky_cloud, outbox)
+    assert outbox.counts()["pulled"] > 0 and not any(confirmed(first).values())
+    second_records = sample_sessions(5, seed=random.randrange(1 << 30))
+    second = await world.add_device(serial_number=f"SN-{uuid.uuid4().hex[:8]}", sessions=second_records)
+    report = await run_sync(world, second, cloud, outbox)
+    assert report.stored == 5  # only its own sessions count in its report …
+    first_serial = first.serial_number
+    assert first_serial is not None
+    first_id = outbox.device(first_serial).device_id
+    assert first_id is not None
+    backlog = {e.session_id for e in outbox.entries(first_serial) if e.outcome != "skipped"}
+    assert backlog and backlog <= set(server_rows(db, first_id))  # … but the first device's backlog is uploaded
+    assert outbox.counts(first_serial)["pulled"] == 0
+    assert not any(confirmed(first).values())  # and waits for its own device to be confirmed
+    final = await run_sync(world, first, cloud, outbox)
+    assert_complete(confirmed(first), first_records, db, first_id)
+    assert final.duplicates == 0

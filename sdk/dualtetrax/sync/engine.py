@@ -150,6 +150,7 @@ class SyncEngine:
             again = [key for key, state in known.items() if state == "confirmed"]
             listing = await self._confirm(serial, extra=again)
             self._tick("syncing")
+        self.report.device_remaining = listing.total_count
         if self.report.confirmed:
             self.outbox.finish_device_sync(serial, self.clock_ms())
         self._tick("done")
@@ -180,6 +181,15 @@ class SyncEngine:
     async def _finish_leftovers(self, serial: str) -> None:
         counts = self.outbox.counts(serial)
         self.report.resumed = counts["pulled"] + counts["uploaded"] + counts["skipped"] + counts["rejected"]
+        # Other devices' sessions waiting for the server need no device: upload them too (they are confirmed when
+        # their device next syncs); their report counts are not this device's.
+        for other, device_id in self.outbox.devices_with_pending_uploads():
+            if other == serial:
+                continue
+            try:
+                await self._upload(other, device_id=device_id, report=SyncReport(serial=other))
+            except CloudError as error:  # never let another device's backlog block this one
+                logger.warning("sessions of %s stay in the outbox: %s", other, error)
         await self._upload(serial)
         await self._confirm(serial)
 
@@ -197,15 +207,17 @@ class SyncEngine:
         added = self.outbox.add_pulled(serial, records, now_ms=self.clock_ms())
         self.report.pulled += added
 
-    async def _upload(self, serial: str) -> None:
-        assert self.device_id is not None
+    async def _upload(self, serial: str, *, device_id: str | None = None, report: SyncReport | None = None) -> None:
+        device_id = device_id or self.device_id
+        report = report or self.report
+        assert device_id is not None
         while True:
             pending = self.outbox.entries(serial, states=["pulled"], limit=UPLOAD_BATCH)
             if not pending:
                 return
             ids = [entry.session_id for entry in pending]
             try:
-                result = await self.cloud.upload_sessions(self.device_id, [entry.payload for entry in pending])
+                result = await self.cloud.upload_sessions(device_id, [entry.payload for entry in pending])
             except CloudError as error:
                 self.outbox.record_failure(ids, f"{type(error).__name__}: {error}")
                 raise
@@ -216,11 +228,11 @@ class SyncEngine:
                 answered.add(key)
                 outcomes.append((key, item.status, item.reason))
                 if item.status == "stored":
-                    self.report.stored += 1
+                    report.stored += 1
                 elif item.status == "duplicate":
-                    self.report.duplicates += 1
+                    report.duplicates += 1
                 else:
-                    self.report.rejected.append((key, item.reason or "rejected"))
+                    report.rejected.append((key, item.reason or "rejected"))
             if answered != set(ids):  # never treat a session the server did not answer for as accepted
                 missing = sorted(set(ids) - answered)
                 self.outbox.mark_uploaded(outcomes)

@@ -202,6 +202,12 @@ class Outbox:
         return [OutboxEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), bool(r[5]), r[6], r[7])
                 for r in self._db.execute(sql, params)]
 
+    def devices_with_pending_uploads(self) -> list[tuple[str, str]]:
+        """(serial, cloud device id) of devices with ``pulled`` sessions whose cloud device is known."""
+        rows = self._db.execute("select distinct s.device_serial, d.device_id from sessions s join devices d"
+                                " on d.serial = s.device_serial where s.state = 'pulled' and d.device_id is not null")
+        return [(row[0], row[1]) for row in rows]
+
     def states(self, ids: Iterable[str]) -> dict[str, State]:
         wanted = list(ids)
         if not wanted:
