@@ -17,7 +17,34 @@ from (values
   ('ana@example.test', 'Ana Souza', 'America/Sao_Paulo', 'pt'),
   ('somchai@example.test', 'สมชาย ใจดี', 'Asia/Bangkok', 'th'),
   ('linh@example.test', 'Nguyễn Linh', 'Asia/Ho_Chi_Minh', 'vi'),
-  ('emma@example.test', 'Emma Brown', 'America/Los_Angeles', 'en')
+  ('emma@example.test', 'Emma Brown', 'America/Los_Angeles', 'en'),
+  -- the rest of the demo fleet: more of the same markets, and zones with half-hour offsets, southern-hemisphere
+  -- summer time and days that start before UTC's (Auckland) or after it (the Americas)
+  ('seoyeon@example.test', '이서연', 'Asia/Seoul', 'ko'),
+  ('hyunwoo@example.test', '최현우', 'Asia/Seoul', 'ko'),
+  ('jisoo@example.test', '정지수', 'Asia/Seoul', 'ko'),
+  ('yuki@example.test', '鈴木由紀', 'Asia/Tokyo', 'ja'),
+  ('haruto@example.test', '高橋陽翔', 'Asia/Tokyo', 'ja'),
+  ('wei@example.test', '李伟', 'Asia/Shanghai', 'zh'),
+  ('yating@example.test', '陳雅婷', 'Asia/Taipei', 'zh'),
+  ('lucia@example.test', 'Lucía García', 'Europe/Madrid', 'es'),
+  ('camila@example.test', 'Camila López', 'America/Mexico_City', 'es'),
+  ('mateo@example.test', 'Mateo Fernández', 'America/Argentina/Buenos_Aires', 'es'),
+  ('beatriz@example.test', 'Beatriz Lima', 'America/Sao_Paulo', 'pt'),
+  ('joao@example.test', 'João Pereira', 'Europe/Lisbon', 'pt'),
+  ('niran@example.test', 'นิรันดร์ ศรีสุข', 'Asia/Bangkok', 'th'),
+  ('minh@example.test', 'Trần Minh', 'Asia/Ho_Chi_Minh', 'vi'),
+  ('olivia@example.test', 'Olivia Smith', 'America/New_York', 'en'),
+  ('liam@example.test', 'Liam Johnson', 'America/Chicago', 'en'),
+  ('chloe@example.test', 'Chloe Wilson', 'Australia/Sydney', 'en'),
+  ('aroha@example.test', 'Aroha Ngata', 'Pacific/Auckland', 'en'),
+  ('priya@example.test', 'Priya Sharma', 'Asia/Kolkata', 'en'),
+  ('siti@example.test', 'Siti Rahma', 'Asia/Jakarta', 'en'),
+  ('grace@example.test', 'Grace Tan', 'Asia/Singapore', 'en'),
+  ('hannah@example.test', 'Hannah Müller', 'Europe/Berlin', 'en'),
+  ('amelia@example.test', 'Amelia Taylor', 'Europe/London', 'en'),
+  ('giulia@example.test', 'Giulia Romano', 'Europe/Rome', 'en'),
+  ('zanele@example.test', 'Zanele Dube', 'Africa/Johannesburg', 'en')
 ) as u(email, name, tz, locale)
 on conflict (id) do nothing;
 
@@ -29,7 +56,9 @@ update public.profiles set role = 'admin' where id = md5('demo-user-admin@dualte
 update public.profiles set created_at = now() - interval '120 days'
  where email like '%@example.test' and created_at > now() - interval '120 days';
 update public.notification_settings set weekly_report = true
- where user_id in (select id from public.profiles where email in ('mina@example.test', 'sofia@example.test', 'somchai@example.test'));
+ where user_id in (select id from public.profiles
+                   where email in ('mina@example.test', 'sofia@example.test', 'somchai@example.test',
+                                   'olivia@example.test', 'yuki@example.test', 'aroha@example.test'));
 
 -- one device each, two for a few users; one beta device
 insert into public.devices (id, owner_id, serial_number, model, hardware_revision, firmware_version, ble_address, nickname, is_beta)
@@ -39,7 +68,9 @@ select md5('demo-device-' || p.email || '-' || k)::uuid, p.id,
        case k when 1 then 'Bathroom' else 'Travel' end,
        p.email = 'kenji@example.test'
 from public.profiles p, generate_series(1, 2) as k
-where p.email like '%@example.test' and (k = 1 or p.email in ('mina@example.test', 'sofia@example.test', 'emma@example.test'))
+where p.email like '%@example.test'
+  and (k = 1 or p.email in ('mina@example.test', 'sofia@example.test', 'emma@example.test',
+                            'wei@example.test', 'olivia@example.test', 'chloe@example.test', 'camila@example.test'))
 on conflict (id) do nothing;
 
 -- 90 days of sessions: most days one or two, some days none
@@ -53,14 +84,17 @@ select md5('demo-session-' || d.id || '-' || day || '-' || slot)::uuid, d.id, d.
        case when work >= 480 then 0 else 1 end, least(100, work * 100 / 480),
        h % 29 = 0, h % 31 = 0, 4150 - h % 100, 3900 - h % 150, true
 from public.devices d
+join public.profiles p on p.id = d.owner_id
 cross join generate_series(0, 89) as day
 cross join generate_series(1, 2) as slot
 cross join lateral (select ('x' || substr(md5(d.id::text || day || slot), 1, 7))::bit(28)::int as h) as r
 cross join lateral (select h % 3 as shot,
                            case when h % 5 = 0 then 240 + h % 200 else 480 end as work,
                            case when h % 4 = 0 then 30 + h % 60 else 0 end as pause,
-                           (date_trunc('day', now() - make_interval(days => day)) + make_interval(hours => 7 + 12 * (slot - 1) + h % 3,
-                             mins => h % 60)) as start_at) as s
+                           -- mornings and evenings in the owner's own time zone
+                           (date_trunc('day', now() at time zone p.timezone) - make_interval(days => day)
+                              + make_interval(hours => 7 + 12 * (slot - 1) + h % 3, mins => h % 60))
+                             at time zone p.timezone as start_at) as s
 where d.id in (select md5('demo-device-' || p.email || '-' || k)::uuid from public.profiles p, generate_series(1, 2) k
                  where p.email like '%@example.test')
   and (slot = 1 and h % 6 <> 0 or slot = 2 and h % 3 = 0)
@@ -88,7 +122,7 @@ on conflict (id) do nothing;
 -- published demo firmware 1.1.0 and an active rollout 10 % -> 50 % -> 100 % with one-minute soaks.
 -- `python -m dtx_worker.demo_fleet` (started by `make run`) makes the devices check in and report; the worker
 -- advances the stages. The binary is build_test_image(version="1.1.0", size=65536) (the simulator writes it
--- to .local/storage if it is missing); at 10 % this rollout selects 4 of the 52 devices, at 50 % 27.
+-- to .local/storage if it is missing); at 10 % this rollout selects 8 of the 81 devices, at 50 % 41.
 insert into auth.users (id, aud, role, email, encrypted_password, email_confirmed_at, raw_user_meta_data, raw_app_meta_data)
 values (md5('demo-user-lab@dualtetrax.test')::uuid, 'authenticated', 'authenticated', 'lab@dualtetrax.test',
         extensions.crypt('dualtetrax-demo', extensions.gen_salt('bf', 6)), now(),
