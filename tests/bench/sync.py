@@ -5,13 +5,17 @@ Run alone:  .venv/bin/python tests/bench/sync.py [--sessions 10000] [--port 5433
 Everything is the production path: the emulated DualTetraX on bumble's GATT stack, reached through the SDK's bleak
 client (``EmulatorWorld(air=None)``: the link is as fast as the CPU; device, link and client share this process and
 its CPU), ``sync_device`` with its SQLite outbox, and ``DtxCloud`` over the local backend to a fresh *durable*
-cluster (fsync on) on its own port. Four runs, each with a new user and device:
+cluster (fsync on) on its own port. Runs, each with a new user and device:
 
 * **sync** (the headline): ``sync_device`` from connection to "done", 10,000 sessions.
 * **baseline**, the app's strategy (device-protocol.md §3.6, upstream-backend.md §6.2), made safe the minimal way:
   GET_SESSIONS of 10, GET_SESSION_DETAIL one at a time, one upload per listing, then CONFIRM_SYNC one at a time.
 * **listing10**: ``sync_device`` against a device whose firmware caps a listing at 10 summaries (as many as the app
   asks for), to show what the listing size is worth.
+* **paired**: the sync and the baseline alternately, 3 × 2,000 sessions each, for a ratio less exposed to the
+  background load of a shared machine (the median of the three ratios).
+* **paced link**: ``sync_device`` and the baseline over ``AirModel.le_1m_dle()`` (air time of every PDU, unlimited
+  connection events: the best a real link reaches), 600 sessions each.
 * **killed**: ``dtx sync --emulate-state …`` as a process (the device's sessions in a state file), SIGKILLed twice at
   random moments while it confirms sessions, then run to completion. ``duplicates`` counts server rows beyond one per
   session id for that device; the server's id set is compared with the device's.
@@ -33,6 +37,7 @@ import os
 import random
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,7 +52,7 @@ from _common import ROOT, fresh_stack, report
 from dualtetrax.ble.client import DualTetraXClient
 from dualtetrax.cloud import DtxCloud
 from dualtetrax.cloud.local_backend import LocalCloudBackend
-from dualtetrax.emulator import EmulatorWorld, sample_sessions
+from dualtetrax.emulator import AirModel, EmulatorWorld, sample_sessions
 from dualtetrax.emulator.state import DeviceStateFile
 from dualtetrax.sync import Outbox, sync_device
 
@@ -72,11 +77,12 @@ def server_check(dsn: str, device_id: str, device_ids: set[str]) -> dict[str, An
             "max_rows_per_id": max((row[1] for row in rows), default=0)}
 
 
-async def run_engine(dsn: str, storage: Path, count: int, *, listing_cap: int | None = None) -> dict[str, Any]:
+async def run_engine(dsn: str, storage: Path, count: int, *, listing_cap: int | None = None,
+                     air: AirModel | None = None) -> dict[str, Any]:
     cloud, _, _ = await new_cloud(dsn, storage)
     records = sample_sessions(count, seed=random.randrange(1 << 62))
     with tempfile.TemporaryDirectory() as scratch:
-        async with EmulatorWorld(air=None) as world, cloud:
+        async with EmulatorWorld(air=air) as world, cloud:
             device = await world.add_device(serial_number=f"BENCH-{uuid.uuid4().hex[:8]}", sessions=records,
                                             max_listed_sessions=listing_cap)
             with Outbox(Path(scratch) / "outbox.sqlite") as outbox:
@@ -93,13 +99,13 @@ async def run_engine(dsn: str, storage: Path, count: int, *, listing_cap: int | 
             "listing": result.largest_listing, "outbox_commits": commits, **check}
 
 
-async def run_baseline(dsn: str, storage: Path, count: int) -> dict[str, Any]:
+async def run_baseline(dsn: str, storage: Path, count: int, *, air: AirModel | None = None) -> dict[str, Any]:
     """The app's request pattern: one request at a time, 10 per listing, an upload per listing."""
     from dualtetrax.sync.payload import device_timing, upload_payload
 
     cloud, _, _ = await new_cloud(dsn, storage)
     records = sample_sessions(count, seed=random.randrange(1 << 62))
-    async with EmulatorWorld(air=None) as world, cloud:
+    async with EmulatorWorld(air=air) as world, cloud:
         device = await world.add_device(serial_number=f"BENCH-{uuid.uuid4().hex[:8]}", sessions=records)
         started = time.perf_counter()
         async with DualTetraXClient(device.address, backends=world.backends) as ble:
@@ -189,10 +195,22 @@ async def measure(args: argparse.Namespace, dsn: str, storage: Path) -> dict[str
     log(f"baseline (the app's request pattern), {args.baseline_sessions} sessions …")
     base = await run_baseline(dsn, storage, args.baseline_sessions)
     log(f"  {base['rate']:.0f} sessions/s")
-    log(f"sync_device with a 10-summary listing cap, {args.baseline_sessions} sessions …")
-    capped = await run_engine(dsn, storage, args.baseline_sessions, listing_cap=10)
+    log(f"sync_device with a 10-summary listing cap, {args.capped_sessions} sessions …")
+    capped = await run_engine(dsn, storage, args.capped_sessions, listing_cap=10)
     log(f"  {capped['rate']:.0f} sessions/s")
-    return {"ours": ours, "base": base, "capped": capped}
+    pairs: list[tuple[float, float]] = []
+    log(f"paired: sync_device and the baseline alternately, {args.pairs}× {args.capped_sessions} sessions each …")
+    for _ in range(args.pairs):  # the machine is shared: alternate, so both see the same background load
+        engine_rate = (await run_engine(dsn, storage, args.capped_sessions))["rate"]
+        baseline_rate = (await run_baseline(dsn, storage, args.capped_sessions))["rate"]
+        pairs.append((engine_rate, baseline_rate))
+        log(f"  {engine_rate:.0f} vs {baseline_rate:.0f} sessions/s")
+    log(f"on a link paced like LE 1M PHY with DLE, {args.air_sessions} sessions: sync_device, then the baseline …")
+    air_ours = await run_engine(dsn, storage, args.air_sessions, air=AirModel.le_1m_dle())
+    air_base = await run_baseline(dsn, storage, args.air_sessions, air=AirModel.le_1m_dle())
+    log(f"  {air_ours['rate']:.0f} vs {air_base['rate']:.0f} sessions/s")
+    return {"ours": ours, "base": base, "capped": capped, "air_ours": air_ours, "air_base": air_base,
+            "pairs": pairs}
 
 
 def run(args: argparse.Namespace, dsn: str, storage: Path) -> None:
@@ -210,7 +228,13 @@ def run(args: argparse.Namespace, dsn: str, storage: Path) -> None:
            link="EmulatorWorld(air=None): bumble GATT stack, device and client in one process, MTU 517",
            baseline_desc="app pattern: GET_SESSIONS(10), detail one by one, upload per listing, confirm one by one",
            baseline_sessions=args.baseline_sessions,
-           listing10_sessions_per_s=round(capped["rate"], 1),
+           listing10_sessions_per_s=round(capped["rate"], 1), listing10_sessions=args.capped_sessions,
+           paired={"sessions": args.capped_sessions, "sessions_per_s": [round(a, 1) for a, _ in measured["pairs"]],
+                   "baseline_sessions_per_s": [round(b, 1) for _, b in measured["pairs"]],
+                   "median_ratio": round(statistics.median(a / b for a, b in measured["pairs"]), 2)},
+           paced_link={"model": "AirModel.le_1m_dle()", "sessions": args.air_sessions,
+                       "sessions_per_s": round(measured["air_ours"]["rate"], 1),
+                       "baseline_sessions_per_s": round(measured["air_base"]["rate"], 1)},
            killed_resumed={"kills": args.kills, "killed_at_confirmed": killed["killed_at_confirmed"],
                            "rerun_s": round(killed["rerun_s"], 2), "server_rows": killed["rows"],
                            "too_short_not_uploaded": killed["skipped_short"], "rejected": killed["rejected"],
@@ -222,8 +246,11 @@ def run(args: argparse.Namespace, dsn: str, storage: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=10_000)
-    parser.add_argument("--baseline-sessions", type=int, default=2_000)
+    parser.add_argument("--baseline-sessions", type=int, default=10_000)
+    parser.add_argument("--capped-sessions", type=int, default=2_000)
     parser.add_argument("--kills", type=int, default=2)
+    parser.add_argument("--air-sessions", type=int, default=600)
+    parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--port", type=int, default=54338)
     args = parser.parse_args()
     logging.getLogger("bumble").setLevel(logging.CRITICAL)

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from dualtetrax.ble.client import DualTetraXClient
+from dualtetrax.ble.protocol.enums import MessageType
 from dualtetrax.cloud import DtxCloud
 from dualtetrax.emulator import EmulatorWorld, sample_sessions
 from dualtetrax.sync import Outbox, sync_device
@@ -103,3 +104,17 @@ async def test_rejected_session_is_reported_kept_and_confirmed(
 
 def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+async def test_busy_answers_are_retried_one_at_a_time(
+        world: EmulatorWorld, cloud: DtxCloud, tmp_path: Path, db: psycopg.Connection[dict[str, Any]]) -> None:
+    records = sample_sessions(20, seed=random.randrange(1 << 30))
+    device = await world.add_device(serial_number=f"SN-{uuid.uuid4().hex[:8]}", sessions=records)
+    device.answer_busy(MessageType.GET_SESSION_DETAIL, 4)
+    device.answer_busy(MessageType.CONFIRM_SYNC, 5)
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        async with DualTetraXClient(device.address, backends=world.backends) as ble:
+            report = await sync_device(ble, cloud, outbox)
+    assert report.device_id is not None and report.stored == 20 and report.confirmed == 20
+    assert set(server_rows(db, report.device_id)) == {str(r.session_id) for r in records}
+    assert all(stored.synced for stored in device.sessions.values())

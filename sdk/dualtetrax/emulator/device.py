@@ -59,6 +59,7 @@ from dualtetrax.ble.protocol.enums import (
     WorkingState,
 )
 from dualtetrax.ble.protocol.messages import (
+    RESPONSE_FOR,
     ConfirmSyncRequest,
     ConfirmSyncResponse,
     DeleteSessionRequest,
@@ -191,6 +192,7 @@ class EmulatedDualTetraX:
         self._unsynced: dict[uuid.UUID, None] = {}
         self._indexed_keys = -1
         self._link_traps: dict[MessageType, list[Any]] = {}
+        self._busy: dict[MessageType, int] = {}
         self.time_offset_ms: int | None = None
         self.ota_status = OtaStatus(OtaState.IDLE, battery_percent=battery_percent)
         self.applied_image: bytes | None = None
@@ -592,9 +594,17 @@ class EmulatedDualTetraX:
                 self._log(f"comm: dropping the link at {request.TYPE.name} (fault)")
                 self._spawn(self._drop_link(connection))
                 return
+        if self._busy.get(request.TYPE, 0) > 0 and request.TYPE in RESPONSE_FOR:
+            self._busy[request.TYPE] -= 1
+            self._notify(uuids.COMM_TX, RESPONSE_FOR[request.TYPE](ResponseStatus.BUSY).encode())
+            return
         response = self._answer(request, connection)
         if response is not None:
             self._notify(uuids.COMM_TX, response.encode())
+
+    def answer_busy(self, request: MessageType, count: int) -> None:
+        """Fault: answer the next ``count`` requests of this type with status BUSY (0x05), doing nothing."""
+        self._busy[request] = count
 
     def drop_link_at(self, request: MessageType, nth: int = 1, *, handled: bool = False) -> None:
         """Fault: drop the link when the ``nth`` Communication-service request of this type arrives (counting

@@ -26,6 +26,7 @@ can therefore never hold more than one listing, and the server's answer for it i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -42,6 +43,7 @@ from dualtetrax.ble.protocol.messages import (
     GetSessionsRequest,
     GetSessionsResponse,
     Message,
+    Response,
     SessionDetailResponse,
 )
 from dualtetrax.ble.protocol.sessions import SessionRecord
@@ -53,6 +55,8 @@ from dualtetrax.sync.pipeline import DEFAULT_WINDOW, exchange
 logger = logging.getLogger(__name__)
 
 UPLOAD_BATCH = 100
+#: Times a request the device answered BUSY is sent again (alone) before the sync stops.
+BUSY_RETRIES = 3
 #: GET_SESSIONS max_count: ask for as many as the device will put in one frame.
 LIST_MAX = 255
 
@@ -124,9 +128,8 @@ class SyncEngine:
         await self.ble.sync_time(self.clock_ms())
         serial = await self._identify()
         self._tick("resuming")
-        await self._finish_leftovers(serial)
+        listing = await self._finish_leftovers(serial)
         seen_listed: dict[str, int] = {}
-        listing = await self.ble.list_sessions(LIST_MAX, unsynced_only=True)
         while True:
             if not listing.sessions:
                 if listing.total_count > 0:
@@ -178,7 +181,8 @@ class SyncEngine:
             self.outbox.set_device_id(serial, self.device_id)
         return serial
 
-    async def _finish_leftovers(self, serial: str) -> None:
+    async def _finish_leftovers(self, serial: str) -> SessionList:
+        """Upload and confirm what an interrupted run left; the device's first listing."""
         counts = self.outbox.counts(serial)
         self.report.resumed = counts["pulled"] + counts["uploaded"] + counts["skipped"] + counts["rejected"]
         # Other devices' sessions waiting for the server need no device: upload them too (they are confirmed when
@@ -191,12 +195,12 @@ class SyncEngine:
             except CloudError as error:  # never let another device's backlog block this one
                 logger.warning("sessions of %s stay in the outbox: %s", other, error)
         await self._upload(serial)
-        await self._confirm(serial)
+        return await self._confirm(serial)
 
     async def _pull(self, serial: str, session_ids: list[uuid.UUID]) -> None:
         if not session_ids:
             return
-        answers = await exchange(self.ble, [GetSessionDetailRequest(s) for s in session_ids], window=self.window)
+        answers = await self._exchange([GetSessionDetailRequest(s) for s in session_ids])
         records: list[SessionRecord] = []
         for answer in answers:
             assert isinstance(answer, SessionDetailResponse)
@@ -240,16 +244,38 @@ class SyncEngine:
                                  f"(first missing: {missing[0]})")
             self.outbox.mark_uploaded(outcomes)
 
+    async def _exchange(self, requests: Sequence[Message]) -> list[Response]:
+        answers = await exchange(self.ble, requests, window=self.window)
+        if any(answer.status is ResponseStatus.BUSY for answer in answers):
+            answers = await self._retry_busy(requests, answers)
+        return answers
+
+    async def _retry_busy(self, requests: Sequence[Message], answers: list[Response]) -> list[Response]:
+        """A device that answers BUSY to requests written back to back gets them again, one at a time."""
+        answers = list(answers)
+        for attempt in range(1, BUSY_RETRIES + 1):
+            busy = [i for i, answer in enumerate(answers) if answer.status is ResponseStatus.BUSY]
+            if not busy:
+                break
+            await asyncio.sleep(0.05 * attempt)
+            again = await exchange(self.ble, [requests[i] for i in busy], window=1)
+            for i, answer in zip(busy, again, strict=True):
+                answers[i] = answer
+        return answers
+
     async def _confirm(self, serial: str, *, extra: Sequence[str] = ()) -> SessionList:
         """CONFIRM_SYNC every confirmable session, then GET_SESSIONS in the same pipeline: the device answers in
         order, so the listing already reflects the confirmations."""
-        entries = self.outbox.entries(serial, states=CONFIRMABLE)
-        keys = [entry.session_id for entry in entries] + list(extra)
-        skipped = sum(1 for entry in entries if entry.state == "skipped")
+        entries = self.outbox.keys(serial, states=CONFIRMABLE)
+        keys = [key for key, _state in entries] + list(extra)
+        skipped = sum(1 for _key, state in entries if state == "skipped")
         requests: list[Message] = [ConfirmSyncRequest(uuid.UUID(key)) for key in keys]
         requests.append(GetSessionsRequest(LIST_MAX, SessionFilter.UNSYNCED))
         answers = await exchange(self.ble, requests, window=self.window)
         listing = answers.pop()
+        if any(answer.status is ResponseStatus.BUSY for answer in answers):
+            answers = await self._retry_busy(requests[:-1], answers)
+            listing = await self.ble.request(requests[-1])  # after the retried confirmations
         assert isinstance(listing, GetSessionsResponse)
         if not listing.ok:
             raise CommandRejectedError(MessageType.GET_SESSIONS, listing.status)

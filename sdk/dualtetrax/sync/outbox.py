@@ -147,17 +147,21 @@ class Outbox:
         """
         if not records:
             return 0
-        added = 0
         with self._transaction() as db:
             meta = self.device(serial)
             retimer: Retimer | None = None
             if meta.retime_base_ms is not None:
                 retimer = Retimer(meta.retime_base_ms, meta.retime_offset_ms)
+            keys = [str(record.session_id) for record in records]
+            present = {row[0] for row in db.execute(
+                f"select id from sessions where id in ({', '.join('?' * len(keys))})", keys)}
             seq = db.execute("select coalesce(max(seq), 0) from sessions").fetchone()[0]
-            for record in records:
-                key = str(record.session_id)
-                if db.execute("select 1 from sessions where id = ?", (key,)).fetchone():
+            now = time.time()
+            rows = []
+            for key, record in zip(keys, records, strict=True):
+                if key in present:
                     continue
+                present.add(key)
                 skipped = is_too_short(record)
                 if record.time_synced or skipped:
                     timing = device_timing(record)
@@ -166,18 +170,18 @@ class Outbox:
                         retimer = Retimer(meta.last_device_sync_ms if meta.last_device_sync_ms is not None else now_ms)
                     timing, retimer = retime(record, retimer)
                 seq += 1
-                db.execute(
-                    "insert into sessions (id, device_serial, seq, record, payload, estimated, state, outcome,"
-                    " pulled_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key, serial, seq, record.encode(), json.dumps(upload_payload(record, timing)),
-                     int(timing.estimated), "skipped" if skipped else "pulled", "skipped" if skipped else None,
-                     time.time()))
-                added += 1
+                rows.append((key, serial, seq, record.encode(), json.dumps(upload_payload(record, timing)),
+                             int(timing.estimated), "skipped" if skipped else "pulled",
+                             "skipped" if skipped else None, now))
+            db.executemany(
+                "insert into sessions (id, device_serial, seq, record, payload, estimated, state, outcome,"
+                " pulled_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             if retimer is not None:
                 db.execute("insert into devices (serial, retime_base_ms, retime_offset_ms) values (?, ?, ?)"
                            " on conflict (serial) do update set retime_base_ms = excluded.retime_base_ms,"
                            " retime_offset_ms = excluded.retime_offset_ms",
                            (serial, retimer.base_ms, retimer.offset_ms))
+        added = len(rows)
         return added
 
     def entries(self, serial: str | None = None, *, states: Iterable[State] | None = None,
@@ -201,6 +205,13 @@ class Outbox:
             sql += f" limit {int(limit)}"
         return [OutboxEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), bool(r[5]), r[6], r[7])
                 for r in self._db.execute(sql, params)]
+
+    def keys(self, serial: str, *, states: Iterable[State]) -> list[tuple[str, State]]:
+        """(session id, state) in entry order, without decoding payloads."""
+        wanted = list(states)
+        return [(row[0], row[1]) for row in self._db.execute(
+            f"select id, state from sessions where device_serial = ? and state in ({', '.join('?' * len(wanted))})"
+            " order by seq", [serial, *wanted])]
 
     def devices_with_pending_uploads(self) -> list[tuple[str, str]]:
         """(serial, cloud device id) of devices with ``pulled`` sessions whose cloud device is known."""
