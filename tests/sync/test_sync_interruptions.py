@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -25,6 +26,7 @@ from dualtetrax.sync import Outbox, SyncReport, sync_device
 from tests.sync.conftest import server_rows
 from tests.sync.helpers import FlakyBackend, assert_complete, assert_never_confirmed_early
 
+T = TypeVar("T")
 SESSIONS = 40  # three listings of up to 15, with untimed and too-short sessions among them
 
 
@@ -100,20 +102,46 @@ async def test_network_error(world: EmulatorWorld, cloud: DtxCloud, account: tup
     assert (report.duplicates > 0) == after_commit
 
 
+async def counting(coroutine: Coroutine[Any, Any, T], steps: list[int]) -> T:
+    """Run ``coroutine``, counting the times it suspends (its await points that really wait)."""
+    return await _counted(coroutine, steps)
+
+
+@types.coroutine
+def _counted(coroutine: Coroutine[Any, Any, T], steps: list[int]) -> Generator[Any, Any, T]:
+    awaitable = coroutine.__await__()
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            yielded = awaitable.throw(error) if error is not None else awaitable.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        steps[0] += 1
+        try:
+            value, error = (yield yielded), None
+        except BaseException as thrown:  # cancellation arrives here and goes into the sync
+            value, error = None, thrown
+
+
 async def test_cancelled_at_random_points(world: EmulatorWorld, cloud: DtxCloud,
                                           db: psycopg.Connection[dict[str, Any]],
                                           setup: tuple[EmulatedDualTetraX, Outbox, list[Any]]) -> None:
     device, outbox, records = setup
     rng = random.Random(20261122)
+    for extra in sample_sessions(80, seed=rng.randrange(1 << 30)):  # 120 sessions: eight listings
+        device.add_session(extra, announce=False)
+        records.append(extra)
     cancelled = 0
-    for _ in range(15):
+    progress: set[tuple[int, int, int]] = set()
+    for _ in range(30):
         await device.wait_advertising()
         async with DualTetraXClient(device.address, backends=world.backends) as ble:
-            task = asyncio.create_task(sync_device(ble, cloud, outbox))
-            for _step in range(rng.randrange(1500)):  # a random await point: after so many event-loop steps
+            steps = [0]
+            task = asyncio.create_task(counting(sync_device(ble, cloud, outbox), steps))
+            stop_at = rng.randrange(1, 60)  # a random await point: its stop_at-th suspension (~35 a listing)
+            while steps[0] < stop_at and not task.done():  # noqa: ASYNC110 - polls another task's step count
                 await asyncio.sleep(0)
-                if task.done():
-                    break
             if not task.done():
                 task.cancel()
                 cancelled += 1
@@ -122,9 +150,10 @@ async def test_cancelled_at_random_points(world: EmulatorWorld, cloud: DtxCloud,
                 await task
         device_id = outbox.device(outbox.entries()[0].device_serial).device_id if outbox.entries() else None
         assert_never_confirmed_early(confirmed(device), records, db, device_id)
+        progress.add((sum(confirmed(device).values()), outbox.counts()["pulled"], outbox.counts()["uploaded"]))
         if all(confirmed(device).values()):
             break
-    assert cancelled >= 5
+    assert cancelled >= 5 and len(progress) >= 4, progress  # stopped at several different stages
     await finish_and_check(world, device, cloud, outbox, db, records)
 
 
