@@ -296,3 +296,62 @@ async def test_signed_urls_follow_storage_rls_and_serve_ranges(dsn: str, tmp_pat
     assert expired.status_code == 400 and expired.json()["message"] == "JWT expired"
     for c in (alice, bob):
         await c.close()
+
+
+async def test_tokens_naming_other_roles_or_malformed_claims_are_refused(dsn: str, tmp_path: Path) -> None:
+    """PostgREST switches only to roles its `authenticator` may take; the local backend does the same."""
+    cloud = await signed_up(dsn, tmp_path)
+    good = cloud.session
+    assert good is not None
+    now = int(time.time())
+    for claims in ({"sub": good.user_id, "role": "postgres", "exp": now + 600},
+                   {"sub": good.user_id, "role": "supabase_admin", "exp": now + 600},
+                   {"sub": good.user_id, "exp": now + 600},
+                   {"sub": good.user_id, "role": "authenticated", "exp": "never"},
+                   {"sub": good.user_id, "role": "authenticated", "exp": float("nan")},
+                   {"sub": good.user_id, "role": "authenticated", "typ": "refresh", "exp": now + 600}):
+        forged = AuthSession(sign_jwt(claims, DEFAULT_JWT_SECRET), good.refresh_token, now + 600, good.user_id,
+                             good.email)
+        other = DtxCloud(LocalCloudBackend(dsn, tmp_path))
+        with pytest.raises(AuthError):
+            await other.restore(forged)
+        with pytest.raises(AuthError):
+            await other.devices()
+        await other.close()
+    # the refresh token is not an access token either
+    with pytest.raises(AuthError):
+        await DtxCloud(LocalCloudBackend(dsn, tmp_path)).restore(
+            AuthSession(good.refresh_token, good.refresh_token, now + 600, good.user_id, good.email))
+    await cloud.close()
+
+
+async def test_a_session_about_to_expire_is_refreshed_and_persisted_on_close(dsn: str, tmp_path: Path) -> None:
+    saved: list[AuthSession | None] = []
+    first = await signed_up(dsn, tmp_path)
+    session = first.session
+    assert session is not None
+    await first.close()
+    short = AuthSession(sign_jwt({"sub": session.user_id, "role": "authenticated", "aud": "authenticated",
+                                  "email": session.email, "exp": int(time.time()) + 30}, DEFAULT_JWT_SECRET),
+                        session.refresh_token, int(time.time()) + 30, session.user_id, session.email)
+    backend = LocalCloudBackend(dsn, tmp_path)
+    backend._adopt(short)  # a long run: the token now in use expires within the refresh margin
+    cloud = DtxCloud(backend, persist_session=saved.append)
+    cloud.mark_persisted(short)
+    assert (await cloud.profile()).id == cloud.user_id  # refreshed before the request instead of failing it
+    assert cloud.session is not None and cloud.session.expires_at > short.expires_at
+    await cloud.close()
+    assert saved == [cloud.session]
+
+
+async def test_waiting_too_long_for_a_report_is_a_typed_timeout(dsn: str, tmp_path: Path, db: Conn) -> None:
+    from dualtetrax.cli.exit_codes import ExitCode, exit_code_for
+    from dualtetrax.cloud.errors import CloudTimeoutError
+
+    cloud = await signed_up(dsn, tmp_path, timezone="UTC", locale="en")
+    request = await cloud.request_report("weekly", period_start=dt.date(2026, 9, 7))
+    with pytest.raises(CloudTimeoutError) as waited:
+        await cloud.wait_for_report(request.id, timeout_s=0.2, poll_s=0.05)
+    assert exit_code_for(waited.value) == ExitCode.TIMEOUT and waited.value.hint
+    db.execute("delete from jobs where dedupe_key = %s", (f"reports.render:{request.id}",))  # no worker here
+    await cloud.close()

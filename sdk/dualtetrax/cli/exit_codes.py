@@ -43,6 +43,7 @@ def exit_code_for(error: BaseException) -> ExitCode:
 
     table: list[tuple[type[BaseException] | tuple[type[BaseException], ...], ExitCode]] = [
         (cloud.AuthError, ExitCode.NOT_SIGNED_IN),
+        (cloud.CloudTimeoutError, ExitCode.TIMEOUT),
         ((cloud.NetworkError, cloud.ServerError, cloud.RateLimitedError), ExitCode.CLOUD_UNREACHABLE),
         (cloud.CloudError, ExitCode.CLOUD_REFUSED),
         (FirmwareImageError, ExitCode.INVALID_IMAGE),

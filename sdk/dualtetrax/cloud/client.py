@@ -10,13 +10,21 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from dualtetrax.cloud.backend import AuthSession, CloudBackend, Filter, Order, eq
-from dualtetrax.cloud.errors import AuthError, CloudError, NotFoundError, ValidationError
+from dualtetrax.cloud.errors import (
+    AuthError,
+    CloudError,
+    CloudTimeoutError,
+    NetworkError,
+    NotFoundError,
+    ValidationError,
+    error_from_storage,
+)
 from dualtetrax.cloud.models import (
     Announcement,
     Device,
@@ -48,8 +56,13 @@ class DtxCloud:
     >>> [d.serial_number for d in await cloud.devices()] # doctest: +SKIP
     """
 
-    def __init__(self, backend: CloudBackend) -> None:
+    def __init__(self, backend: CloudBackend, *, persist_session: Callable[[AuthSession | None], None] | None = None
+                 ) -> None:
+        """``persist_session``: called on :meth:`close` with the session in use when it changed since the last
+        call (tokens are refreshed during long runs, and Supabase refresh tokens are single-use)."""
         self.backend = backend
+        self._persist = persist_session
+        self._persisted: AuthSession | None = backend.session
 
     async def __aenter__(self) -> DtxCloud:
         return self
@@ -57,8 +70,17 @@ class DtxCloud:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def mark_persisted(self, session: AuthSession | None) -> None:
+        """``session`` is what the persistence target holds now."""
+        self._persisted = session
+
     async def close(self) -> None:
-        await self.backend.close()
+        try:
+            if self._persist is not None and self.backend.session != self._persisted:
+                self._persisted = self.backend.session
+                self._persist(self._persisted)
+        finally:
+            await self.backend.close()
 
     # -- auth
 
@@ -282,7 +304,8 @@ class DtxCloud:
                 return request
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"report {request_id} is still {request.status} after {timeout_s:.0f} s")
+                raise CloudTimeoutError(f"report {request_id} is still {request.status} after {timeout_s:.0f} s",
+                                        hint="The worker renders reports; is `dtx-worker run` running?")
             await self.backend.wait_for_change("report_requests", [eq("id", str(request_id))], min(poll_s, left))
 
     async def report_url(self, request: ReportRequest, *, expires_in: int = 600) -> str:
@@ -302,17 +325,23 @@ class DtxCloud:
         try:
             async with httpx.AsyncClient(timeout=60) as http, http.stream("GET", url) as response:
                 if response.status_code != 200:
-                    raise NotFoundError(f"the report download answered HTTP {response.status_code}",
-                                        status=response.status_code)
-                with partial.open("wb") as handle:
+                    await response.aread()
+                    try:
+                        body = response.json() if response.content else None
+                    except ValueError:
+                        body = None
+                    raise error_from_storage(response.status_code, body, "the report download")
+                handle = await asyncio.to_thread(partial.open, "wb")
+                try:
                     async for chunk in response.aiter_bytes():
-                        handle.write(chunk)
+                        await asyncio.to_thread(handle.write, chunk)
+                finally:
+                    await asyncio.to_thread(handle.close)
+            await asyncio.to_thread(partial.replace, target)
         except httpx.TransportError as error:
-            partial.unlink(missing_ok=True)
-            from dualtetrax.cloud.errors import NetworkError
-
             raise NetworkError(f"the report download failed: {error}") from error
-        partial.replace(target)
+        finally:
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
         return target
 
     # -- firmware updates

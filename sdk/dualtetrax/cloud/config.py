@@ -128,28 +128,36 @@ def read_cached_session(config: CloudConfig) -> AuthSession | None:
 
 
 def save_session(config: CloudConfig, session: AuthSession | None) -> None:
-    """Store (or with None, forget) the deployment's session; atomic, mode 0600."""
+    """Store (or with None, forget) the deployment's session; atomic, mode 0600, serialised between processes
+    with a lock file so two commands refreshing at once do not lose each other's entries."""
+    import fcntl
+
     path = config.token_cache
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock_fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
             data = {}
-    except (OSError, ValueError):
-        data = {}
-    if session is None:
-        data.pop(config.deployment, None)
-    else:
-        data[config.deployment] = session.to_json()
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".session.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        if session is None:
+            data.pop(config.deployment, None)
+        else:
+            data[config.deployment] = session.to_json()
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".session.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle, indent=1)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    finally:
+        os.close(lock_fd)  # releases the lock
 
 
 async def open_cloud(config: CloudConfig | None = None, *, require_session: bool = True) -> DtxCloud:
@@ -157,7 +165,8 @@ async def open_cloud(config: CloudConfig | None = None, *, require_session: bool
     re-saved as needed) or from ``DTX_EMAIL``/``DTX_PASSWORD``. :class:`AuthError` when nobody is signed in and
     ``require_session``."""
     config = config or load_config()
-    cloud = DtxCloud(await make_backend(config))
+    settings = config
+    cloud = DtxCloud(await make_backend(config), persist_session=lambda s: save_session(settings, s))
     try:
         cached = read_cached_session(config)
         session: AuthSession | None = None
@@ -171,6 +180,7 @@ async def open_cloud(config: CloudConfig | None = None, *, require_session: bool
         if session is not None:
             if session != cached:
                 save_session(config, session)
+            cloud.mark_persisted(session)  # what the cache holds now; close() saves any later refresh
         elif require_session:
             raise AuthError("not signed in", hint="Run `dtx login` (or set DTX_EMAIL and DTX_PASSWORD).")
     except BaseException:

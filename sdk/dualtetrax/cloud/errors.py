@@ -57,6 +57,10 @@ class ServerError(CloudError):
     """The service failed (HTTP 5xx); retrying later may help."""
 
 
+class CloudTimeoutError(CloudError, TimeoutError):
+    """Waited as long as asked (e.g. for a report to be rendered) and it did not happen."""
+
+
 class NetworkError(CloudError):
     """The service could not be reached or the connection broke mid-request; nothing is known about the outcome,
     so only idempotent requests may be retried blindly."""
@@ -132,3 +136,15 @@ def error_from_postgrest(status: int, body: Any) -> CloudError:
                                    detail=str(details) if details is not None else None,
                                    hint=str(body["hint"]) if body.get("hint") else None, status=status)
     return error_from_status(status, str(body) if body else f"HTTP {status}")
+
+
+def error_from_storage(status: int, body: Any, what: str) -> CloudError:
+    """Storage's ``{"statusCode", "error", "message"}`` body (or none) for a download of ``what``."""
+    message = f"{what} answered HTTP {status}"
+    if isinstance(body, dict) and body.get("message"):
+        message += f": {body.get('error') or ''} {body['message']}".rstrip()
+    if isinstance(body, dict) and "jwt" in f"{body.get('error')} {body.get('message')}".lower():
+        return AuthError(message, code="InvalidJWT", status=status, hint="The signed URL expired; ask for a new one.")
+    if status == 400 and isinstance(body, dict) and str(body.get("statusCode")) == "404":
+        return error_from_status(404, message)  # Storage answers a missing object with 400 + statusCode 404
+    return error_from_status(status, message)

@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
@@ -57,10 +58,14 @@ DEFAULT_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_SECONDS = 30 * 86400
 MIN_PASSWORD_LENGTH = 6
+#: The roles a request may run as (what ``authenticator`` is granted), as PostgREST allows.
+API_ROLES = frozenset({"anon", "authenticated", "service_role"})
+#: Refresh this long before the access token expires, as the Supabase backend does.
+REFRESH_MARGIN_S = 60
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_OBJECT_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,511}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_OBJECT_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/-]{0,511}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _OPERATORS = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 
 
@@ -95,7 +100,10 @@ def verify_jwt(token: str, secret: str, *, now: float | None = None) -> dict[str
         raise AuthError("invalid JWT: malformed token", code="bad_jwt", status=401) from error
     if not isinstance(claims, dict):
         raise AuthError("invalid JWT: malformed claims", code="bad_jwt", status=401)
-    if float(claims.get("exp", 0)) <= (time.time() if now is None else now):
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+        raise AuthError("invalid JWT: exp must be a number", code="bad_jwt", status=401)
+    if exp <= (time.time() if now is None else now):
         raise AuthError("JWT expired", code="PGRST301", status=401,
                         hint="Sign in again (`dtx login`) or refresh the session.")
     return claims
@@ -160,6 +168,15 @@ class LocalCloudBackend:
             return {"role": "anon"}
         return self._claims
 
+    def _adopt(self, session: AuthSession) -> dict[str, Any]:
+        """The claims of an access token this backend will act on: valid, and naming a role PostgREST's
+        ``authenticator`` may switch to (never a database owner or superuser)."""
+        claims = verify_jwt(session.access_token, self.jwt_secret)
+        if claims.get("role") not in API_ROLES or claims.get("typ") == "refresh":
+            raise AuthError("invalid JWT: not an access token for an API role", code="bad_jwt", status=401)
+        self._session, self._claims = session, claims
+        return claims
+
     async def _request(self, sql: str, params: Sequence[Any] | None, *, method: str, path: str,
                        as_auth_server: bool = False, before_commit: Callable[[], object] | None = None,
                        allow_delete: bool = False) -> list[Any]:
@@ -167,9 +184,11 @@ class LocalCloudBackend:
         ``as_auth_server``: as the Auth server's own database role instead (sign-up and sign-in)."""
         import psycopg
 
-        claims = self._caller_claims()
         if not as_auth_server and self._session is not None:
-            verify_jwt(self._session.access_token, self.jwt_secret)  # an expired token is refused as PostgREST does
+            if self._session.expires_within(REFRESH_MARGIN_S):
+                await self._refresh_with(self._session.refresh_token)
+            self._adopt(self._session)  # a token that is invalid now is refused, as PostgREST refuses it
+        claims = self._caller_claims()
         async with self._lock:
             conn = await self._connection()
             try:
@@ -205,12 +224,12 @@ class LocalCloudBackend:
                             "nonce": secrets.token_urlsafe(8), "iat": now, "exp": now + REFRESH_TOKEN_SECONDS},
                            self.jwt_secret)
         session = AuthSession(sign_jwt(claims, self.jwt_secret), refresh, now + ACCESS_TOKEN_SECONDS, user_id, email)
-        self._session, self._claims = session, claims
+        self._adopt(session)
         return session
 
     async def sign_up(self, email: str, password: str, *, metadata: Mapping[str, Any] | None = None) -> AuthSession:
         address = (email or "").strip().lower()
-        if not _EMAIL.match(address) or len(address) > 255:
+        if not _EMAIL.fullmatch(address) or len(address) > 255:
             raise ValidationError(f"email: {email!r} is not an email address", field="email", code="validation_failed",
                                   status=400)
         if len(password or "") < MIN_PASSWORD_LENGTH:
@@ -274,10 +293,9 @@ class LocalCloudBackend:
         return await self._issue_for(str(claims["sub"]))
 
     async def restore(self, session: AuthSession) -> AuthSession:
-        if session.expires_within(60):
+        if session.expires_within(REFRESH_MARGIN_S):
             return await self._refresh_with(session.refresh_token)
-        claims = verify_jwt(session.access_token, self.jwt_secret)
-        self._session, self._claims = session, claims
+        self._adopt(session)
         return session
 
     async def sign_out(self) -> None:
@@ -286,7 +304,7 @@ class LocalCloudBackend:
     # -- data API
 
     async def rpc(self, name: str, args: Mapping[str, Any]) -> Any:
-        if not _IDENTIFIER.match(name):
+        if not _IDENTIFIER.fullmatch(name):
             raise ValidationError(f"{name!r} is not a function name", field="name")
         types = await self._argument_types(name)
         unknown = sorted(set(args) - set(types))
@@ -299,10 +317,12 @@ class LocalCloudBackend:
         return rows[0] if rows else None
 
     async def _function_exists(self, name: str) -> bool:
-        conn = await self._connection()
-        cur = await conn.execute("select exists (select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
-                                 " where n.nspname = 'public' and p.proname = %s)", (name,))
-        row = await cur.fetchone()
+        async with self._lock:
+            conn = await self._connection()
+            cur = await conn.execute("select exists (select 1 from pg_proc p join pg_namespace n"
+                                     " on n.oid = p.pronamespace where n.nspname = 'public' and p.proname = %s)",
+                                     (name,))
+            row = await cur.fetchone()
         return bool(row and row[0])
 
     async def _argument_types(self, name: str) -> dict[str, str]:
@@ -415,7 +435,7 @@ class LocalCloudBackend:
             await asyncio.to_thread(target.unlink, missing_ok=True)
 
     def _object_file(self, bucket: str, path: str) -> Path:
-        if not _IDENTIFIER.match(bucket.replace("-", "_")) or not _OBJECT_PATH.match(path) or ".." in path:
+        if not _IDENTIFIER.fullmatch(bucket.replace("-", "_")) or not _OBJECT_PATH.fullmatch(path) or ".." in path:
             raise ValidationError(f"path: {bucket}/{path} is not an object path", field="path")
         return self.storage_dir / bucket / path
 
@@ -433,7 +453,7 @@ def _redact(url: str) -> str:
 
 
 def _ident(name: str) -> str:
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.fullmatch(name):
         raise ValidationError(f"{name!r} is not a column or table name", field="name")
     return f'"{name}"'
 
@@ -483,7 +503,8 @@ _PREAMBLE = ("select set_config('search_path', '\"public\", \"extensions\"', tru
              " set_config('statement_timeout', '8s', true), set_config('role', %s, true),"
              " set_config('request.jwt.claims', %s, true), set_config('request.method', %s, true),"
              " set_config('request.path', %s, true)")
-_HTTP_STATUS = {"22023": 400, "P0001": 400, "P0002": 404, "23505": 409, "42501": 403, "23503": 409, "23514": 400,
+_HTTP_STATUS = {"57014": 504, "40001": 503, "40P01": 503, "53300": 503,  # timeouts and contention: retry later
+                "22023": 400, "P0001": 400, "P0002": 404, "23505": 409, "42501": 403, "23503": 409, "23514": 400,
                 "22P02": 400, "42883": 404}
 
 

@@ -41,7 +41,14 @@ from typing import Any
 
 import httpx
 
-from dualtetrax.cloud.errors import CloudError, NetworkError, ServerError, error_from_status
+from dualtetrax.cloud.errors import (
+    AuthError,
+    CloudError,
+    NetworkError,
+    ServerError,
+    error_from_status,
+    error_from_storage,
+)
 from dualtetrax.update.errors import CacheError, HashMismatchError, SizeMismatchError
 
 logger = logging.getLogger(__name__)
@@ -369,13 +376,11 @@ class _Download:
 
 def _refused(response: httpx.Response) -> CloudError:
     """Storage's ``{"statusCode", "error", "message"}`` error body as the cloud client's typed error."""
-    message = f"the firmware download answered HTTP {response.status_code}"
     try:
         data = response.json() if response.content else None
     except (httpx.HTTPError, ValueError):
         data = None
-    if isinstance(data, dict) and data.get("message"):
-        message += f": {data.get('error') or ''} {data['message']}".rstrip()
-    if response.status_code == 400 and isinstance(data, dict) and str(data.get("statusCode")) == "404":
-        return error_from_status(404, message)  # Storage answers a missing object with 400 + statusCode 404
-    return error_from_status(response.status_code, message)
+    error = error_from_storage(response.status_code, data, "the firmware download")
+    if isinstance(error, AuthError):  # the download's own retry logic treats an expired URL as a refusal to re-sign
+        return error_from_status(response.status_code, error.message)
+    return error
