@@ -118,3 +118,48 @@ async def test_busy_answers_are_retried_one_at_a_time(
     assert report.device_id is not None and report.stored == 20 and report.confirmed == 20
     assert set(server_rows(db, report.device_id)) == {str(r.session_id) for r in records}
     assert all(stored.synced for stored in device.sessions.values())
+
+
+async def test_a_device_id_of_another_device_is_refused_before_anything_moves(
+        world: EmulatorWorld, cloud: DtxCloud, tmp_path: Path, db: psycopg.Connection[dict[str, Any]]) -> None:
+    from dualtetrax.cloud import ValidationError
+
+    other = await cloud.register_device(f"SN-{uuid.uuid4().hex[:8]}")
+    device = await world.add_device(serial_number=f"SN-{uuid.uuid4().hex[:8]}", sessions=sample_sessions(5))
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        async with DualTetraXClient(device.address, backends=world.backends) as ble:
+            try:
+                await sync_device(ble, cloud, outbox, device_id=str(other.id))
+            except ValidationError as error:
+                assert error.field == "device_id" and other.serial_number in error.message
+            else:
+                raise AssertionError("synced into another device")
+        assert server_rows(db, str(other.id)) == {} and outbox.counts()["pulled"] == 0
+    assert not any(stored.synced for stored in device.sessions.values())
+
+
+async def test_answers_for_other_ids_confirm_nothing(world: EmulatorWorld, cloud: DtxCloud, tmp_path: Path) -> None:
+    """A server answer whose id does not match the request at that index is not taken as acceptance."""
+    from dualtetrax.cloud import CloudError
+    from dualtetrax.cloud.models import UploadItemResult, UploadResult
+
+    class Shuffled(DtxCloud):
+        async def upload_sessions(self, device_id: Any, sessions: Any) -> UploadResult:
+            real = await super().upload_sessions(device_id, sessions)
+            ids = [r.id for r in real.results][::-1]
+            return UploadResult(stored=real.stored, duplicates=real.duplicates, rejected=real.rejected,
+                                results=[UploadItemResult(index=r.index, id=i, status=r.status)
+                                         for r, i in zip(real.results, ids, strict=True)])
+
+    device = await world.add_device(serial_number=f"SN-{uuid.uuid4().hex[:8]}",
+                                    sessions=[r for r in sample_sessions(6) if r.working_duration_s >= MIN_WORKING_S])
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        async with DualTetraXClient(device.address, backends=world.backends) as ble:
+            try:
+                await sync_device(ble, Shuffled(cloud.backend), outbox)
+            except CloudError as error:
+                assert "nothing is marked" in error.message
+            else:
+                raise AssertionError("mismatched answers were accepted")
+        assert outbox.counts()["uploaded"] == 0 and outbox.counts()["confirmed"] == 0
+    assert not any(stored.synced for stored in device.sessions.values())

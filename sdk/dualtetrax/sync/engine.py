@@ -14,7 +14,9 @@ Order of a sync (device-protocol.md §3.6 with the server in the middle):
 A session is confirmed to the device only after the server answered ``stored`` or ``duplicate`` for it, or when it
 is too short to keep (< 3 s of work, as the app), or when the server *rejected* it for its content: a rejection is
 final for that payload (resending the same bytes gives the same answer), so it is kept in the outbox with the
-reason, reported, and confirmed, rather than occupying the device's small RAM forever. ``Outbox.requeue_rejected``
+reason, reported, and confirmed, rather than occupying the device's small RAM forever (and, at the front of the
+listing, hiding newer sessions from every later sync). The outbox then holds the only copy, so it is forced to disk
+(a full checkpoint) before any such confirmation. ``Outbox.requeue_rejected`` (``dtx sync --retry-rejected``)
 sends such sessions again after a fix. Whole-call failures (network, server, auth) confirm nothing and stop the run;
 the next run resumes. Every step is idempotent, so a run stopped anywhere — link lost, network down, process
 killed — is finished by the next one, with nothing lost and nothing doubled.
@@ -48,7 +50,7 @@ from dualtetrax.ble.protocol.messages import (
 )
 from dualtetrax.ble.protocol.sessions import SessionRecord
 from dualtetrax.cloud.client import DtxCloud
-from dualtetrax.cloud.errors import CloudError
+from dualtetrax.cloud.errors import CloudError, ValidationError
 from dualtetrax.sync.outbox import CONFIRMABLE, Outbox, Outcome
 from dualtetrax.sync.pipeline import DEFAULT_WINDOW, exchange
 
@@ -169,6 +171,11 @@ class SyncEngine:
                     hint="Pass the cloud device id explicitly (dtx sync --device-id).")
             serial = f"address:{info.address}"
         self.report.serial = serial
+        if self.device_id is not None and info.serial_number:
+            named = await self.cloud.device(self.device_id)
+            if named.serial_number != serial:  # never file one device's sessions under another
+                raise ValidationError(f"device_id: {self.device_id} is {named.serial_number} in the cloud, but the "
+                                      f"connected device is {serial}", field="device_id")
         if self.device_id is None:
             device = await self.cloud.device_by_serial(serial)
             if device is None or not device.is_active:
@@ -228,7 +235,10 @@ class SyncEngine:
             outcomes: list[tuple[str, Outcome, str | None]] = []
             answered: set[str] = set()
             for item in result.results:
-                key = ids[item.index]
+                key = ids[item.index] if 0 <= item.index < len(ids) else None
+                if key is None or item.id != key:  # the only guard on "confirm only what the server has"
+                    raise CloudError(f"upload_sessions answered for {item.id!r} at index {item.index}, which is "
+                                     f"{key!r} in the request; nothing is marked")
                 answered.add(key)
                 outcomes.append((key, item.status, item.reason))
                 if item.status == "stored":
@@ -267,6 +277,8 @@ class SyncEngine:
         """CONFIRM_SYNC every confirmable session, then GET_SESSIONS in the same pipeline: the device answers in
         order, so the listing already reflects the confirmations."""
         entries = self.outbox.keys(serial, states=CONFIRMABLE)
+        if any(state != "uploaded" for _key, state in entries):
+            self.outbox.make_durable()  # the outbox keeps the only copy of these once the device forgets them
         keys = [key for key, _state in entries] + list(extra)
         skipped = sum(1 for _key, state in entries if state == "skipped")
         requests: list[Message] = [ConfirmSyncRequest(uuid.UUID(key)) for key in keys]

@@ -249,6 +249,12 @@ class Outbox:
             db.executemany("update sessions set state = 'confirmed', confirmed_at = ? where id = ?"
                            " and state in ('uploaded', 'skipped', 'rejected')", [(now, key) for key in ids])
 
+    def make_durable(self) -> None:
+        """Force every committed change to disk (a full WAL checkpoint syncs the WAL and the database), for
+        sessions about to be confirmed to the device although the server does not hold them (rejected,
+        too short): from then on the outbox has the only copy, and it must survive a power loss too."""
+        self._db.execute("pragma wal_checkpoint(FULL)").fetchall()
+
     def requeue_rejected(self, serial: str | None = None) -> int:
         """Send rejected sessions again on the next sync (e.g. after a server fix); returns how many."""
         with self._transaction() as db:
