@@ -16,6 +16,7 @@ request, end the body early without an error), ``statuses`` (per request, answer
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -123,5 +124,6 @@ class StorageMock:
 async def _body(body: bytes, sent: int, error: bool) -> AsyncIterator[bytes]:
     for offset in range(0, sent, 16 * 1024):
         yield body[offset:min(offset + 16 * 1024, sent)]
+        await asyncio.sleep(0)  # a network body arrives over time: other tasks run in between
     if error:
         raise httpx.ReadError("connection reset by peer")

@@ -49,7 +49,7 @@ async def test_the_object_servers_416_names_the_real_size(update_env: UpdateEnv)
     write_part(env.cache, env.sha256, env.image + b"12345")
     with pytest.raises(SizeMismatchError, match=f"{len(env.image):,} bytes"):
         await download_firmware(url, sha256=env.sha256, size=claimed, cache_dir=env.cache)
-    assert os.listdir(env.cache) == []
+    assert [n for n in os.listdir(env.cache) if not n.endswith('.lock')] == []
 
 
 async def test_hash_mismatch_from_the_server(update_env: UpdateEnv) -> None:
@@ -58,7 +58,7 @@ async def test_hash_mismatch_from_the_server(update_env: UpdateEnv) -> None:
     wrong = hashlib.sha256(b"another build").hexdigest()
     with pytest.raises(HashMismatchError, match=f"not the expected {wrong}"):
         await download_firmware(url, sha256=wrong, size=len(env.image), cache_dir=env.cache)
-    assert os.listdir(env.cache) == []
+    assert [n for n in os.listdir(env.cache) if not n.endswith('.lock')] == []
 
 
 async def test_a_refused_url_is_signed_again_once(update_env: UpdateEnv) -> None:

@@ -168,7 +168,7 @@ async def test_object_larger_than_offered_is_refused(tmp_path: Path) -> None:
     mock = StorageMock(DATA + b"extra")
     with pytest.raises(SizeMismatchError, match="300,005 bytes"):
         await fetch(mock, tmp_path)
-    assert os.listdir(tmp_path) == []
+    assert [n for n in os.listdir(tmp_path) if not n.endswith('.lock')] == []
 
 
 async def test_expired_signed_url_is_refreshed_once(tmp_path: Path) -> None:
@@ -199,3 +199,14 @@ async def test_unreachable_server_is_a_network_error(tmp_path: Path) -> None:
         with pytest.raises(NetworkError, match="after 2 attempts"):
             await download_firmware("https://x.test/f.bin", sha256=SHA, size=SIZE, cache_dir=tmp_path,
                                     client=client, retries=1, backoff_s=0.001)
+
+
+async def test_parallel_downloads_of_one_image_share_it_instead_of_the_part_file(tmp_path: Path) -> None:
+    """Two devices updating to the same image at once: one download, the other waits and reuses the file."""
+    import asyncio
+
+    mock = StorageMock(DATA)
+    first, second = await asyncio.gather(fetch(mock, tmp_path), fetch(mock, tmp_path))
+    assert sorted([first.cached, second.cached]) == [False, True]
+    assert len(mock.log) == 1 and mock.body_bytes == SIZE
+    assert cache_paths(tmp_path, SHA)[0].read_bytes() == DATA

@@ -169,19 +169,44 @@ async def download_firmware(
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CacheError(f"Cannot create the download cache {final.parent}: {error}.") from error
-    if final.is_file():
-        if final.stat().st_size == size and file_sha256(final) == sha256:
-            return DownloadResult(final, sha256, size, 0, 0, 0, 0, 0, cached=True)
-        logger.warning("discarding %s: it does not match its name", final)
-        final.unlink(missing_ok=True)
-    own_client = client is None
-    http = client or httpx.AsyncClient(timeout=timeout_s, follow_redirects=True)
-    try:
-        job = _Download(source, sha256, size, final, part, http, on_progress)
-        return await job.run(retries, backoff_s, max_backoff_s)
+    lock = await _lock_file(final.with_name(f"{sha256}.lock"))
+    try:  # one download of an image at a time: two devices updating in parallel share the part file
+        if final.is_file():
+            if final.stat().st_size == size and file_sha256(final) == sha256:
+                return DownloadResult(final, sha256, size, 0, 0, 0, 0, 0, cached=True)
+            logger.warning("discarding %s: it does not match its name", final)
+            final.unlink(missing_ok=True)
+        own_client = client is None
+        http = client or httpx.AsyncClient(timeout=timeout_s, follow_redirects=True)
+        try:
+            job = _Download(source, sha256, size, final, part, http, on_progress)
+            return await job.run(retries, backoff_s, max_backoff_s)
+        finally:
+            if own_client:
+                await http.aclose()
     finally:
-        if own_client:
-            await http.aclose()
+        os.close(lock)  # releases the lock
+
+
+async def _lock_file(path: Path) -> int:
+    """An exclusive ``flock`` on ``path`` (created if needed), waited for without blocking the event loop and
+    without leaving a waiting thread behind if the caller is cancelled."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise CacheError(f"Cannot open the download lock {path}: {error}.") from error
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                await asyncio.sleep(0.05)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class _Download:

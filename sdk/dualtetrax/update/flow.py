@@ -435,6 +435,8 @@ class _Flow:
                                     reported=reported) from error
         except (CloudError, ble_errors.DualTetraXBleError, FirmwareImageError, UpdateError, OSError) as error:
             await self._fail(error, phase)
+        except Exception as error:  # a bug or a malformed offer: still report it (code INTERNAL), never leave
+            await self._fail(error, phase)  # the server waiting in this phase until the rollout's timeout
 
     async def _fail(self, error: BaseException, phase: str) -> NoReturn:
         if phase == "transferring" and await self._settle_installing():
