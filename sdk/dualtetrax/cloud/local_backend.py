@@ -576,16 +576,18 @@ class _ObjectServer:
         etag = f'"{size:x}-{int(file.stat().st_mtime_ns):x}"'
         start, end, status = 0, size - 1, 200
         wanted = headers.get("range")
-        if wanted:
-            match = re.fullmatch(r"bytes=(\d*)-(\d*)", wanted.strip())
-            if match is None or match.group(1) == match.group(2) == "":
-                return await _send_range_error(writer, size)
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", wanted.strip()) if wanted else None
+        # RFC 9110 §14.2: a Range the server does not understand or support (other units, several ranges, an
+        # invalid spec such as 5-3) is ignored and the whole object served; only an unsatisfiable one is a 416.
+        valid = match is not None and not (match.group(1) == match.group(2) == "") and not (
+            match.group(1) and match.group(2) and int(match.group(1)) > int(match.group(2)))
+        if match is not None and valid:
             if match.group(1) == "":
                 start, end = max(0, size - int(match.group(2))), size - 1
             else:
                 start = int(match.group(1))
                 end = min(size - 1, int(match.group(2))) if match.group(2) else size - 1
-            if start >= size or start > end:
+            if start >= size or (match.group(1) == "" and int(match.group(2)) == 0):
                 return await _send_range_error(writer, size)
             status = 206
         head = [f"HTTP/1.1 {status} {'Partial Content' if status == 206 else 'OK'}",
