@@ -14,7 +14,8 @@ itself, the way they do it:
 - **Storage**: objects are files under ``<storage_dir>/<bucket>/<path>`` with their ``storage.objects`` rows
   (as the admin backend and the worker write them). A signed URL is granted only if the user can see the object
   row through RLS; it is served by a small HTTP server in this process (``GET``/``HEAD``, ``Range``), with a
-  token shaped like Storage's (``{"url": "<bucket>/<path>", "iat", "exp"}``).
+  token shaped like Storage's (``{"url": "<bucket>/<path>", "iat", "exp"}``). That server lives as long as the
+  backend: a URL it signed stops working when the backend is closed (Storage's stay valid until they expire).
 """
 
 from __future__ import annotations
