@@ -3,11 +3,75 @@
 -- the number of days checked (100,000 sessions / 28,000 days took 411 s; the nightly 3-day job over 10,000
 -- users would have taken minutes). It also built and compared a JSON object per day.
 --
--- Now the window's sessions are scanned once and grouped by (user, device, local day, shot type, mode,
--- level); each day's totals and both breakdowns are aggregated from those few groups in one more pass (window
--- sums give each group its mode's and level's totals), so no join between CTEs is left for the planner to
--- turn into a nested loop; stored and expected rows meet in one full join and are compared column by column,
+-- Now each user's window of sessions is scanned once and turned into expected rows by
+-- private.expected_daily_statistics (defined here, shared with the recomputation); stored and expected rows
+-- meet in one full join and are compared column by column,
 -- and the JSON detail ("fields") is built only for the reported drift. Same signature, result and marks.
+-- Expected statistics rows of one user's sessions that started in [from_at, to_at) (optionally of one device), per
+-- local day in time zone tz: the one definition of a day's statistics, shared by the recomputation
+-- (refresh_daily_statistics) and this reconciliation. The sessions are grouped once by (device, local day, shot
+-- type, mode, level); each day's totals and both breakdowns are aggregated from those few groups in one more
+-- pass (window sums give each group its mode's and its level's totals), with no join between CTEs for the
+-- planner to turn into a nested loop. A plain SQL function: the planner inlines it where it is called.
+create function private.expected_daily_statistics(for_user uuid, for_device uuid, from_at timestamptz,
+                                                  to_at timestamptz, tz text)
+returns table (user_id uuid, device_id uuid, stat_date date, sessions integer, working_seconds integer,
+               pause_seconds integer, ushot_sessions integer, ushot_seconds integer, eshot_sessions integer,
+               eshot_seconds integer, led_sessions integer, led_seconds integer, mode_breakdown jsonb,
+               level_breakdown jsonb, warning_sessions integer, temperature_warnings integer,
+               battery_warnings integer, estimated_sessions integer, first_session_at timestamptz,
+               last_session_at timestamptz)
+language sql stable
+as $$
+  with fine as (
+    select s.user_id as u, s.device_id as d, (s.start_time at time zone tz)::date as day,
+           s.shot_type as shot, s.device_mode as mode, s.level as lvl,
+           count(*) as n,
+           sum(s.working_duration) as working,
+           sum(s.pause_duration) as pause,
+           count(*) filter (where s.had_temperature_warning or s.had_battery_warning) as warnings,
+           count(*) filter (where s.had_temperature_warning) as temperature,
+           count(*) filter (where s.had_battery_warning) as battery,
+           count(*) filter (where not s.time_synced) as estimated,
+           min(s.start_time) as first_at,
+           max(s.start_time) as last_at
+      from public.usage_sessions s
+     where s.user_id = for_user and s.start_time >= from_at and s.start_time < to_at
+       and (for_device is null or s.device_id = for_device)
+     group by 1, 2, 3, 4, 5, 6
+  ), fine_with_breakdowns as (  -- each group also carries its mode's and its level's day totals
+    select f.*,
+           sum(f.n) over by_mode as mode_n, sum(f.working) over by_mode as mode_working,
+           sum(f.n) over by_level as level_n, sum(f.working) over by_level as level_working
+      from fine f
+    window by_mode as (partition by f.u, f.d, f.day, f.mode),
+           by_level as (partition by f.u, f.d, f.day, f.lvl)
+  )
+  -- a mode (level) appears once per level (mode) with the same totals: jsonb_object_agg keeps one of them
+  select g.u, g.d, g.day,
+         sum(g.n)::integer,
+         sum(g.working)::integer,
+         sum(g.pause)::integer,
+         coalesce(sum(g.n) filter (where g.shot = 0), 0)::integer,
+         coalesce(sum(g.working) filter (where g.shot = 0), 0)::integer,
+         coalesce(sum(g.n) filter (where g.shot = 1), 0)::integer,
+         coalesce(sum(g.working) filter (where g.shot = 1), 0)::integer,
+         coalesce(sum(g.n) filter (where g.shot = 2), 0)::integer,
+         coalesce(sum(g.working) filter (where g.shot = 2), 0)::integer,
+         jsonb_object_agg(g.mode::text, jsonb_build_object('sessions', g.mode_n::bigint,
+                                                           'seconds', g.mode_working::bigint)),
+         jsonb_object_agg(g.lvl::text, jsonb_build_object('sessions', g.level_n::bigint,
+                                                          'seconds', g.level_working::bigint)),
+         sum(g.warnings)::integer,
+         sum(g.temperature)::integer,
+         sum(g.battery)::integer,
+         sum(g.estimated)::integer,
+         min(g.first_at),
+         max(g.last_at)
+    from fine_with_breakdowns g group by 1, 2, 3
+$$;
+revoke all on function private.expected_daily_statistics(uuid, uuid, timestamptz, timestamptz, text) from public;
+
 create or replace function private.reconcile_daily_statistics(days integer default 3, only_user uuid default null)
 returns jsonb
 language plpgsql
@@ -25,54 +89,11 @@ begin
            (private.clock() at time zone p.timezone)::date as last_day
       from public.profiles p
      where only_user is null or p.id = only_user
-  ), fine as (
-    select s.user_id, s.device_id, (s.start_time at time zone w.timezone)::date as stat_date,
-           s.shot_type, s.device_mode, s.level,
-           count(*) as n,
-           sum(s.working_duration) as working,
-           sum(s.pause_duration) as pause,
-           count(*) filter (where s.had_temperature_warning or s.had_battery_warning) as warnings,
-           count(*) filter (where s.had_temperature_warning) as temperature,
-           count(*) filter (where s.had_battery_warning) as battery,
-           count(*) filter (where not s.time_synced) as estimated,
-           min(s.start_time) as first_at,
-           max(s.start_time) as last_at
-      from windows w
-      join public.usage_sessions s
-        on s.user_id = w.user_id
-       and s.start_time >= w.first_day::timestamp at time zone w.timezone
-       and s.start_time < (w.last_day + 1)::timestamp at time zone w.timezone
-     group by 1, 2, 3, 4, 5, 6
-  ), fine_with_breakdowns as (  -- each group also carries its mode's and its level's day totals
-    select f.*,
-           sum(f.n) over by_mode as mode_n, sum(f.working) over by_mode as mode_working,
-           sum(f.n) over by_level as level_n, sum(f.working) over by_level as level_working
-      from fine f
-    window by_mode as (partition by f.user_id, f.device_id, f.stat_date, f.device_mode),
-           by_level as (partition by f.user_id, f.device_id, f.stat_date, f.level)
   ), expected as (
-    -- a mode (level) appears once per level (mode) with the same totals: jsonb_object_agg keeps one of them
-    select user_id, device_id, stat_date,
-           sum(n)::integer as sessions,
-           sum(working)::integer as working_seconds,
-           sum(pause)::integer as pause_seconds,
-           coalesce(sum(n) filter (where shot_type = 0), 0)::integer as ushot_sessions,
-           coalesce(sum(working) filter (where shot_type = 0), 0)::integer as ushot_seconds,
-           coalesce(sum(n) filter (where shot_type = 1), 0)::integer as eshot_sessions,
-           coalesce(sum(working) filter (where shot_type = 1), 0)::integer as eshot_seconds,
-           coalesce(sum(n) filter (where shot_type = 2), 0)::integer as led_sessions,
-           coalesce(sum(working) filter (where shot_type = 2), 0)::integer as led_seconds,
-           jsonb_object_agg(device_mode::text, jsonb_build_object('sessions', mode_n::bigint,
-                                                                  'seconds', mode_working::bigint)) as mode_breakdown,
-           jsonb_object_agg(level::text, jsonb_build_object('sessions', level_n::bigint,
-                                                            'seconds', level_working::bigint)) as level_breakdown,
-           sum(warnings)::integer as warning_sessions,
-           sum(temperature)::integer as temperature_warnings,
-           sum(battery)::integer as battery_warnings,
-           sum(estimated)::integer as estimated_sessions,
-           min(first_at) as first_session_at,
-           max(last_at) as last_session_at
-      from fine_with_breakdowns group by 1, 2, 3
+    select e.* from windows w
+     cross join lateral private.expected_daily_statistics(
+       w.user_id, null, w.first_day::timestamp at time zone w.timezone,
+       (w.last_day + 1)::timestamp at time zone w.timezone, w.timezone) e
   ), stored as (
     select ds.user_id, ds.device_id, ds.stat_date, ds.sessions, ds.working_seconds, ds.pause_seconds,
            ds.ushot_sessions, ds.ushot_seconds, ds.eshot_sessions, ds.eshot_seconds, ds.led_sessions, ds.led_seconds,

@@ -4,9 +4,9 @@
 -- bounds computed per candidate row (a 400-day claim: 150,000 candidates for 14,000 sessions), and the day
 -- totals and both breakdowns were three aggregations of the sessions joined back together.
 -- Now each day's bounds are computed once and its sessions come from one index range scan
--- (usage_sessions_user_start_idx) whatever the claim size; the sessions are grouped once by (day, shot type,
--- mode, level) and the day rows, breakdowns included, are aggregated from those groups in one more pass, as
--- the reconciliation does (20261122130000). Same result, same claim protocol. Measured on 30,000 sessions:
+-- (usage_sessions_user_start_idx) whatever the claim size, turned into the day's row by
+-- private.expected_daily_statistics, the definition the reconciliation uses too (20261122130000). Same result,
+-- same claim protocol. Measured on 30,000 sessions:
 -- a 400-day claim 340 ms -> 100-130 ms; 4-day claims (the worker's usual) unchanged at about 2 ms.
 
 create or replace function private.refresh_daily_statistics(batch_size integer default 500) returns integer
@@ -44,57 +44,16 @@ begin
   ), days as materialized (  -- each day's bounds computed once, not once per candidate session
     select c.user_id, c.device_id, c.local_date,
            c.local_date::timestamp at time zone p.timezone as day_start,
-           (c.local_date + 1)::timestamp at time zone p.timezone as day_end
+           (c.local_date + 1)::timestamp at time zone p.timezone as day_end, p.timezone
       from claimed c join public.profiles p on p.id = c.user_id
-  ), fine as (  -- one index range scan per day; groups of (day, shot type, mode, level)
-    select d.user_id, d.device_id, d.local_date, s.shot_type, s.device_mode, s.level,
-           count(*) as sessions_n,
-           sum(s.working_duration) as working,
-           sum(s.pause_duration) as pause,
-           count(*) filter (where s.had_temperature_warning or s.had_battery_warning) as warnings,
-           count(*) filter (where s.had_temperature_warning) as temperature,
-           count(*) filter (where s.had_battery_warning) as battery,
-           count(*) filter (where not s.time_synced) as estimated,
-           min(s.start_time) as first_at,
-           max(s.start_time) as last_at
+  ), totals as (  -- one index range scan per day (the expected rows are defined once, 20261122130000)
+    select e.user_id, e.device_id, e.stat_date as local_date, e.sessions, e.working_seconds, e.pause_seconds,
+           e.ushot_sessions, e.ushot_seconds, e.eshot_sessions, e.eshot_seconds, e.led_sessions, e.led_seconds,
+           e.mode_breakdown, e.level_breakdown, e.warning_sessions, e.temperature_warnings, e.battery_warnings,
+           e.estimated_sessions, e.first_session_at, e.last_session_at
       from days d
-      cross join lateral (
-        select u.shot_type, u.device_mode, u.level, u.start_time, u.working_duration, u.pause_duration,
-               u.had_temperature_warning, u.had_battery_warning, u.time_synced
-          from public.usage_sessions u
-         where u.user_id = d.user_id and u.start_time >= d.day_start and u.start_time < d.day_end
-           and u.device_id = d.device_id) s
-     group by 1, 2, 3, 4, 5, 6
-  ), fine_with_breakdowns as (  -- each group also carries its mode's and its level's day totals
-    select f.*,
-           sum(f.sessions_n) over by_mode as mode_n, sum(f.working) over by_mode as mode_working,
-           sum(f.sessions_n) over by_level as level_n, sum(f.working) over by_level as level_working
-      from fine f
-    window by_mode as (partition by f.user_id, f.device_id, f.local_date, f.device_mode),
-           by_level as (partition by f.user_id, f.device_id, f.local_date, f.level)
-  ), totals as (
-    -- a mode (level) appears once per level (mode) with the same totals: jsonb_object_agg keeps one of them
-    select user_id, device_id, local_date,
-           sum(sessions_n)::integer as sessions,
-           sum(working)::integer as working_seconds,
-           sum(pause)::integer as pause_seconds,
-           coalesce(sum(sessions_n) filter (where shot_type = 0), 0)::integer as ushot_sessions,
-           coalesce(sum(working) filter (where shot_type = 0), 0)::integer as ushot_seconds,
-           coalesce(sum(sessions_n) filter (where shot_type = 1), 0)::integer as eshot_sessions,
-           coalesce(sum(working) filter (where shot_type = 1), 0)::integer as eshot_seconds,
-           coalesce(sum(sessions_n) filter (where shot_type = 2), 0)::integer as led_sessions,
-           coalesce(sum(working) filter (where shot_type = 2), 0)::integer as led_seconds,
-           jsonb_object_agg(device_mode::text, jsonb_build_object('sessions', mode_n::bigint,
-                                                                  'seconds', mode_working::bigint)) as mode_breakdown,
-           jsonb_object_agg(level::text, jsonb_build_object('sessions', level_n::bigint,
-                                                            'seconds', level_working::bigint)) as level_breakdown,
-           sum(warnings)::integer as warning_sessions,
-           sum(temperature)::integer as temperature_warnings,
-           sum(battery)::integer as battery_warnings,
-           sum(estimated)::integer as estimated_sessions,
-           min(first_at) as first_session_at,
-           max(last_at) as last_session_at
-      from fine_with_breakdowns group by 1, 2, 3
+     cross join lateral private.expected_daily_statistics(d.user_id, d.device_id, d.day_start, d.day_end,
+                                                          d.timezone) e
   ), upserted as (
     insert into public.daily_statistics as ds (
       user_id, device_id, stat_date, sessions, working_seconds, pause_seconds, ushot_sessions, ushot_seconds,
