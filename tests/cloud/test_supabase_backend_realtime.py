@@ -14,8 +14,8 @@ import pytest
 
 from dualtetrax.cloud.backend import Filter, eq
 from dualtetrax.cloud.supabase_backend import SupabaseCloudBackend, realtime_filter
-from tests.cloud.fake_realtime import FakeRealtime
 from tests.cloud.supabase_fakes import ANON, EMAIL, Recorder, session_body
+from tests.support.fake_realtime import FakeRealtime
 
 REQUEST_ID = "3d5e7f90-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
 
