@@ -14,6 +14,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from dualtetrax._pgrest import ARGUMENTS_SQL, rpc_statement
+
 ROLE_SETTINGS = {"anon": "3s", "authenticated": "8s", "service_role": "8s"}
 
 
@@ -76,11 +78,8 @@ class PostgrestSession:
     def _arg_types(self, function: str) -> dict[str, str]:
         if function not in self._signatures:
             with self.conn.cursor() as cur:
-                cur.execute(
-                    "select unnest(p.proargnames) as name, format_type(unnest(p.proargtypes::oid[]), null) as type"
-                    " from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
-                    " where n.nspname = 'public' and p.proname = %s", (function,))
-                self._signatures[function] = {r["name"]: r["type"] for r in cur.fetchall()}
+                cur.execute(ARGUMENTS_SQL, (function,))
+                self._signatures[function] = {str(r["name"]): str(r["format_type"]) for r in cur.fetchall()}
         return self._signatures[function]
 
     def rpc(self, caller: Caller, function: str, **args: Any) -> Any:
@@ -90,16 +89,12 @@ class PostgrestSession:
         unknown = set(args) - set(types)
         if unknown:
             raise psycopg.errors.UndefinedFunction(f"no function {function} with arguments {sorted(unknown)}")
-        cols = ", ".join(f'"{k}" {types[k]}' for k in args)
-        named = ", ".join(f'"{k}" := _x."{k}"' for k in args)
-        body = json.dumps(args, default=str)
-        sql = (f"select to_jsonb(public.{function}({named})) as result from json_to_record(%s::json) as _x({cols})"
-               if args else f"select to_jsonb(public.{function}()) as result")
+        sql, params = rpc_statement(function, types, args)
         with self.request(caller) as cur:
-            cur.execute(sql, (body,) if args else None)
+            cur.execute(sql, params or None)
             row = cur.fetchone()
             assert row is not None
-            return row["result"]
+            return next(iter(row.values()))
 
     def query(self, caller: Caller, sql: str, params: Sequence[Any] | dict[str, Any] | None = None,
               *, rollback: bool = False) -> list[dict[str, Any]]:
