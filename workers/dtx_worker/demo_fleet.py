@@ -5,8 +5,9 @@ Every round (a few seconds), each active device of the model acts with some prob
 the phone app would call PostgREST (one transaction, role `authenticated`, the owner's JWT claims):
 
 - not updating: `ota_check_update` (every `check_seconds` at most); an offer starts an update;
-- offered -> downloading -> transferring -> installing -> succeeded, one `ota_report_status` per step; a
-  transfer fails now and then (`failure_rate`) and is retried on the device's next turn;
+- offered -> downloading -> transferring -> installing -> succeeded, one `ota_report_status` per step; an
+  update fails now and then at its last step (`failure_rate`), when success would have been reported, and is
+  retried on the device's next turn; the `max_attempts`-th attempt always succeeds, so the rollout finishes;
 - after success the device runs the new version and confirms it on its next check.
 
 One line per event on stdout; stage changes of the model's rollouts are printed as they are seen. The worker
@@ -44,7 +45,7 @@ NEXT_PHASE = {"offered": "downloading", "downloading": "transferring", "transfer
               "cancelled": "downloading"}
 
 DEVICES_SQL = """
-select d.id, d.owner_id, d.serial_number, d.firmware_version, s.phase, s.rollout_id, s.verified_at,
+select d.id, d.owner_id, d.serial_number, d.firmware_version, s.phase, s.rollout_id, s.verified_at, s.attempts,
        f.version as target_version
   from public.devices d
   join public.profiles p on p.id = d.owner_id and p.is_active
@@ -79,6 +80,7 @@ class FleetOptions:
     failure_rate: float = 0.05
     check_seconds: float = 15.0
     seed: int = 7
+    max_attempts: int = 3
 
 
 @dataclass
@@ -147,7 +149,8 @@ class DemoFleet:
         if phase in NEXT_PHASE and d["rollout_id"] is not None:
             to = NEXT_PHASE[phase]
             error_code = None
-            if to == "installing" and self.rng.random() < self.options.failure_rate:
+            if (to == "succeeded" and (d["attempts"] or 0) < self.options.max_attempts
+                    and self.rng.random() < self.options.failure_rate):
                 to, error_code = "failed", self.rng.choice([3, 4, 7])  # transfer, validation, low battery
             await self._as_owner(
                 d["owner_id"], "select to_jsonb(public.ota_report_status(%s, %s, %s, %s)) as r",
