@@ -186,3 +186,29 @@ def test_firmware_binaries_bucket_policies(api: PostgrestSession, make_user: Mak
     # anon has Supabase's table grants on storage.objects, but no policy lets it see anything
     assert api.query(ANON, "select name from storage.objects where bucket_id = 'firmware-binaries' and name = %s",
                      (published,)) == []
+
+
+def test_a_change_enqueues_an_evaluation_unless_a_due_one_is_queued(db: psycopg.Connection) -> None:
+    """An evaluation waiting out its retry back-off does not stand in for a prompt one; a due one does.
+    (In a transaction that is rolled back: the jobs table is shared with the other tests.)"""
+    fw = publish(db, "1.1.0", 10100, model=model())
+    rid = rollout(db, fw)
+
+    def due() -> int:
+        row = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate' and status = 'queued'"
+                         " and run_after <= now()").fetchone()
+        return row["n"] if row else -1
+
+    with db.transaction(force_rollback=True):
+        db.execute("update jobs set run_after = now() + interval '5 minutes', attempts = 1"
+                   " where kind = 'rollouts.evaluate' and status = 'queued'")
+        backing_off = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate'"
+                                 " and status = 'queued'").fetchone()
+        assert due() == 0
+        db.execute("update firmware_rollouts set status = 'paused', status_reason = 'test' where id = %s", (rid,))
+        assert due() == 1, "a change while the only queued evaluation backs off must enqueue one that is due"
+        db.execute("update firmware_rollouts set status = 'active', status_reason = null where id = %s", (rid,))
+        assert due() == 1, "a due queued evaluation sees the second change; no second job"
+        after = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate'"
+                           " and status = 'queued'").fetchone()
+        assert backing_off is not None and after is not None and after["n"] == backing_off["n"] + 1

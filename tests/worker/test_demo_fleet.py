@@ -68,7 +68,6 @@ async def test_fleet_drives_a_staged_rollout_to_completion(db: Db, aconn: psycop
     assert stages_seen == [("active", 0), ("active", 1), ("active", 2), ("completed", 2)]
     actions = Counter(e.action for e in events)
     assert actions["refused"] == 0, [e for e in events if e.action == "refused"]
-    assert actions["failed"] >= 1, "the fleet's failures are part of what is tested"
     assert actions["offered"] >= len(devices) and actions["succeeded"] >= 1 and actions["downloading"] >= actions["succeeded"]
     assert all(e.line().count("demo-fleet") == 1 for e in events)
     # the owners' reports are in the history, made as the owners
@@ -86,8 +85,10 @@ async def test_fleet_drives_a_staged_rollout_to_completion(db: Db, aconn: psycop
     for _ in range(3 * 4 + 3):
         if versions() == [("1.1.0", len(devices))]:
             break
-        await sim.round()
+        events += await sim.round()
     assert versions() == [("1.1.0", len(devices))]
+    # every device's first attempt fails with probability 0.2 (P(none of 48) < 1e-4); failures are retried
+    assert Counter(e.action for e in events)["failed"] >= 1, "the fleet's failures are part of what is tested"
 
 
 async def test_rollout_changes_are_reported_once(db: Db, aconn: psycopg.AsyncConnection[Any]) -> None:

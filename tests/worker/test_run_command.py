@@ -146,6 +146,12 @@ def test_run_evaluates_rollouts_when_devices_report(worker: WorkerProcess, db: p
         row = db.execute("select status from firmware_rollouts where id = %s", (rid,)).fetchone()
         return row is not None and row["status"] == "completed"
 
-    wait_until(completed, timeout=15)
+    try:
+        wait_until(completed, timeout=15)
+    except AssertionError as timed_out:
+        jobs = db.execute("select kind, status, run_after > now() as later, attempts, count(*) as n from jobs"
+                          " where status in ('queued', 'running') group by 1, 2, 3, 4 order by 1").fetchall()
+        raise AssertionError(f"the rollout did not complete; unfinished jobs: {jobs};"
+                             f" worker log: {worker.lines[-20:]}") from timed_out
     done = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate' and status = 'done'").fetchone()
     assert done is not None and done["n"] >= 1
