@@ -120,6 +120,7 @@ class SessionList:
 
 
 _DISCONNECTED = object()
+_WRITE_RX = f"write {uuids.COMM_RX}"
 
 
 class DualTetraXClient:
@@ -156,6 +157,7 @@ class DualTetraXClient:
         self._status_queues: list[asyncio.Queue[object]] = []
         self._message_queues: list[asyncio.Queue[object]] = []
         self._disconnect_listeners: list[Callable[[], None]] = []
+        self._characteristics: dict[str, BleakGATTCharacteristic] = {}
 
     # ------------------------------------------------------------------ connection
 
@@ -207,6 +209,7 @@ class DualTetraXClient:
         self.disconnected = asyncio.Event()
         self._closing = False
         self._comm_subscribed = self._legacy_subscribed = False
+        self._characteristics = {}
         client = BleakClient(
             device,
             disconnected_callback=self._on_bleak_disconnect,
@@ -278,9 +281,13 @@ class DualTetraXClient:
 
     def characteristic(self, uuid_text: str) -> BleakGATTCharacteristic:
         """The characteristic object, or :class:`UnsupportedDeviceError` if the device lacks it."""
-        found = self.bleak_client.services.get_characteristic(uuid_text)
-        if found is None:
-            raise UnsupportedDeviceError(f"The device has no characteristic {uuid_text}.")
+        client = self.bleak_client
+        found = self._characteristics.get(uuid_text)
+        if found is None:  # bleak's lookup by UUID scans every characteristic: once per connection is enough
+            found = client.services.get_characteristic(uuid_text)
+            if found is None:
+                raise UnsupportedDeviceError(f"The device has no characteristic {uuid_text}.")
+            self._characteristics[uuid_text] = found
         return found
 
     def has_characteristic(self, uuid_text: str) -> bool:
@@ -294,11 +301,16 @@ class DualTetraXClient:
             raise DeviceDisconnectedError(f"Cannot {what}: {self.address} is disconnected.")
         try:
             async with asyncio.timeout(timeout_s):
-                return await operation
+                return await self._mapped(operation, what)
         except TimeoutError as error:
             if self.disconnected.is_set():
                 raise DeviceDisconnectedError(f"{self.address} disconnected during {what}.") from error
             raise DeviceTimeoutError(f"The device did not complete {what} within {timeout_s:g} s.") from error
+
+    async def _mapped(self, operation: Awaitable[_T], what: str) -> _T:
+        """:meth:`gatt` without its timeout (the caller bounds it): bleak failures mapped to typed errors."""
+        try:
+            return await operation
         except BleakGATTProtocolError as error:
             raise GattError(f"The device refused to {what}: {error}.", att_error=int(error.code)) from error
         except BleakError as error:
@@ -521,17 +533,33 @@ class DualTetraXClient:
 
     async def request(self, request: Message, timeout_s: float = REQUEST_TIMEOUT_S) -> Response:
         """Send a request and return its response (one outstanding request at a time, as the
-        protocol has no request id). Raises :class:`CommandRejectedError` on a non-success status."""
-        await self._ensure_comm()
+        protocol has no request id). Raises :class:`CommandRejectedError` on a non-success status.
+
+        ``timeout_s`` bounds the write and the answer together (one deadline, one timer per request)."""
+        if not self._comm_subscribed:
+            await self._ensure_comm()
+        elif self.generation is not StatusGeneration.FRAMED:
+            self._require(StatusGeneration.FRAMED, "This operation")
         expected = RESPONSE_FOR[request.TYPE]
         async with self._request_lock:
+            if self.disconnected.is_set():
+                raise DeviceDisconnectedError(f"Cannot {_WRITE_RX}: {self.address} is disconnected.")
+            client = self.bleak_client
+            rx = self.characteristic(uuids.COMM_RX)
             future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
             self._pending = future
+            written = False
             try:
-                await self.write_characteristic(uuids.COMM_RX, request.encode(), response=True, timeout_s=timeout_s)
                 async with asyncio.timeout(timeout_s):
+                    await self._mapped(client.write_gatt_char(rx, request.encode(), response=True), _WRITE_RX)
+                    written = True
                     response = await future
             except TimeoutError as error:
+                if self.disconnected.is_set():
+                    raise DeviceDisconnectedError(f"{self.address} disconnected during {_WRITE_RX}.") from error
+                if not written:
+                    raise DeviceTimeoutError(
+                        f"The device did not complete {_WRITE_RX} within {timeout_s:g} s.") from error
                 raise DeviceTimeoutError(
                     f"The device did not answer {request.TYPE.name} within {timeout_s:g} s."
                 ) from error

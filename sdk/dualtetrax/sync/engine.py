@@ -7,8 +7,8 @@ Order of a sync (device-protocol.md §3.6 with the server in the middle):
 2. Finish what an interrupted run left in the outbox: upload ``pulled`` sessions, confirm ``uploaded``/``skipped``/
    ``rejected`` ones to the device.
 3. Rounds until the device lists nothing unconfirmed: GET_SESSIONS (unsynced) → GET_SESSION_DETAIL of the sessions
-   not yet in the outbox (pipelined) → one outbox transaction → ``upload_sessions`` (≤100 per call) → one outbox
-   transaction → CONFIRM_SYNC (pipelined) → one outbox transaction.
+   not yet in the outbox (one request at a time) → one outbox transaction → ``upload_sessions`` (≤100 per call) →
+   one outbox transaction → CONFIRM_SYNC (one at a time) → one outbox transaction.
 4. After a run that confirmed anything, the device-sync time moves to now (the next re-timing base).
 
 A session is confirmed to the device only after the server answered ``stored`` or ``duplicate`` for it, or when it
@@ -274,8 +274,8 @@ class SyncEngine:
         return answers
 
     async def _confirm(self, serial: str, *, extra: Sequence[str] = ()) -> SessionList:
-        """CONFIRM_SYNC every confirmable session, then GET_SESSIONS in the same pipeline: the device answers in
-        order, so the listing already reflects the confirmations."""
+        """CONFIRM_SYNC every confirmable session, then GET_SESSIONS: the listing already reflects the
+        confirmations."""
         entries = self.outbox.keys(serial, states=CONFIRMABLE)
         if any(state != "uploaded" for _key, state in entries):
             self.outbox.make_durable()  # the outbox keeps the only copy of these once the device forgets them
@@ -310,6 +310,7 @@ async def sync_device(ble: DualTetraXClient, cloud: DtxCloud, outbox: Outbox, *,
                       clock_ms: Callable[[], int] | None = None) -> SyncReport:
     """Move every stored session of the connected device ``ble`` to the cloud through ``outbox``; see the module
     documentation for the order and the guarantees. ``device_id``: the cloud device (default: found, or
-    registered, by the device's serial number). ``window``: BLE requests in flight (1: one at a time)."""
+    registered, by the device's serial number). ``window``: BLE requests in flight (1, the default: one at a time, as
+    the device requires)."""
     return await SyncEngine(ble, cloud, outbox, device_id=device_id, window=window, progress=progress,
                             clock_ms=clock_ms).run()

@@ -1,4 +1,7 @@
-"""Several Communication-service requests in flight at once.
+"""Communication-service requests in sequence (``window=1``, the default), or several in flight (``window>1``).
+
+The sync sends one request at a time by default: the real device forbids pipelining (one request outstanding,
+no request id). ``window>1`` is kept for experiments against the emulator only.
 
 The framed protocol has no request id (device-protocol.md §3.3): the app sends one request and takes the next
 0x90–0x94 frame as its answer. The device still answers in order — RX is write-with-response, so ATT delivers the
@@ -21,18 +24,21 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from dualtetrax.ble.client import DualTetraXClient
-from dualtetrax.ble.errors import DeviceTimeoutError, UnexpectedResponseError
+from dualtetrax.ble.errors import CommandRejectedError, DeviceTimeoutError, UnexpectedResponseError
 from dualtetrax.ble.protocol import uuids
 from dualtetrax.ble.protocol.messages import (
     RESPONSE_FOR,
+    ConfirmSyncResponse,
     GetSessionDetailRequest,
     Message,
     Response,
     SessionDetailResponse,
 )
 
-#: Requests written ahead of their answers.
-DEFAULT_WINDOW = 8
+#: Requests written ahead of their answers. 1: one request outstanding at a time, as the protocol requires
+#: (device-protocol.md §3.3: no request id, the app keeps one request outstanding; the real device does not
+#: accept pipelined requests). Larger windows are for experiments against the emulator only.
+DEFAULT_WINDOW = 1
 
 
 class _AnswerSlot:
@@ -122,9 +128,6 @@ def _checked(request: Message, response: Response) -> Response:
 
 async def _single(client: DualTetraXClient, request: Message, timeout_s: float) -> Response:
     """One request the client's own way, failures returned as answers like :func:`exchange` does."""
-    from dualtetrax.ble.errors import CommandRejectedError
-    from dualtetrax.ble.protocol.messages import ConfirmSyncResponse
-
     try:
         return _checked(request, await client.request(request, timeout_s))
     except CommandRejectedError as error:
