@@ -442,7 +442,9 @@ class EmulatedDualTetraX:
             if device is None or not self.connections:
                 continue
             try:
-                await device.notify_subscribers(characteristic, value)
+                # Per connection: bumble's notify_subscribers spawns a task per bearer and waits for them all.
+                for connection in list(self.connections):
+                    await device.notify_subscriber(connection, characteristic, value)
             except Exception as error:  # a link dropping mid-notification is not the device's problem
                 logger.debug("notification failed: %r", error)
 

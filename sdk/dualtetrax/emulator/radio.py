@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from bumble import hci
+from bumble import core, hci
 from bumble.controller import Connection as ControllerConnection
 from bumble.controller import Controller
 from bumble.host import Host
 from bumble.link import LocalLink
+from bumble.transport.common import AsyncPipeSink, TransportSink
 
 logger = logging.getLogger(__name__)
 _controller_logger = logging.getLogger("bumble.controller")
@@ -128,6 +130,19 @@ class EmulatedLink(LocalLink):
         self.air_busy_s += duration
         return self._air_busy_until
 
+    def send_acl_data(self, sender_controller: Controller, destination_address: hci.Address,
+                      transport: core.PhysicalTransport, data: bytes) -> None:
+        """Hand an LE L2CAP PDU to the peer's controller now rather than one loop iteration later (``LocalLink``
+        does ``call_soon``). The sender is always a controller handling a packet its host queued (or, paced, a PDU
+        whose air time has passed), i.e. a loop callback of its own, so nothing re-enters the sending host; the
+        peer's controller keeps its packets to its host in order (:meth:`EmulatedController.send_hci_packet`)."""
+        if transport != core.PhysicalTransport.LE or _controller_logger.isEnabledFor(logging.DEBUG):
+            super().send_acl_data(sender_controller, destination_address, transport, data)
+            return
+        destination = self.find_le_controller(destination_address)
+        if destination is not None:
+            destination.on_link_acl_data(sender_controller.random_address, transport, data)
+
 
 class EmulatedController(Controller):
     """A bumble virtual controller with DLE-sized, bounded ACL buffers and optional air pacing."""
@@ -141,6 +156,9 @@ class EmulatedController(Controller):
         self._emulated_link = link
         self._in_air: dict[int, int] = {}
         self._completed: dict[int, int] = {}
+        self._to_host: deque[hci.HCI_Packet] = deque()
+        self._drain_scheduled = False
+        self._from_link = False
 
     # bumble formats every HCI packet into a debug string (with ANSI colours) even when debug
     # logging is off; that was about half the CPU of an emulated transfer. These two
@@ -157,10 +175,43 @@ class EmulatedController(Controller):
             super().on_hci_packet(packet)
 
     def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        # Packets for the host wait in one queue drained by one loop callback (in order, as bumble's call_soon per
+        # packet). Data arriving from the link with nothing queued before it goes to the host at once: the
+        # link callback is already a loop iteration of its own.
         if _controller_logger.isEnabledFor(logging.DEBUG):
             super().send_hci_packet(packet)
-        elif self.host:
-            asyncio.get_running_loop().call_soon(self.host.on_packet, bytes(packet))
+            return
+        host = self.host
+        if host is None:
+            return
+        if self._from_link and not self._to_host:
+            _to_host(host, packet)
+            return
+        self._to_host.append(packet)
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        queue = self._to_host
+        try:
+            while queue:
+                packet = queue.popleft()
+                host = self.host
+                if host is not None:
+                    _to_host(host, packet)
+        finally:
+            if queue and not self._drain_scheduled:  # a host handler raised: the rest still goes, in order
+                self._drain_scheduled = True
+                asyncio.get_running_loop().call_soon(self._drain)
+
+    def on_link_acl_data(self, sender_address: hci.Address, transport: core.PhysicalTransport, data: bytes) -> None:
+        self._from_link = True
+        try:
+            super().on_link_acl_data(sender_address, transport, data)
+        finally:
+            self._from_link = False
 
     def on_hci_acl_data_packet(self, packet: hci.HCI_AclDataPacket) -> None:
         link = self._emulated_link
@@ -197,14 +248,32 @@ class EmulatedController(Controller):
             self._completed[handle] = done
 
 
+#: Packets handed between an emulated host and its controller as objects: both sides build exactly what the other
+#: would parse from their bytes (pure data, never changed after sending). Everything else (commands and the
+#: other events) goes through bytes and bumble's own parsing.
+_AS_OBJECTS = (hci.HCI_AclDataPacket, hci.HCI_Number_Of_Completed_Packets_Event)
+
+
+def _to_host(host: TransportSink, packet: hci.HCI_Packet) -> None:
+    if isinstance(host, Host) and host.ready and isinstance(packet, _AS_OBJECTS):
+        host.on_hci_packet(packet)
+    else:
+        host.on_packet(bytes(packet))
+
+
 class EmulatedHost(Host):
-    """bumble's ``Host`` without the per-packet debug formatting (see :class:`EmulatedController`)."""
+    """bumble's ``Host`` without the per-packet debug formatting (see :class:`EmulatedController`), and ACL data
+    handed to the emulated controller as objects rather than bytes to be parsed again."""
 
     def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        sink = self.hci_sink
         if _host_logger.isEnabledFor(logging.DEBUG) or self.snooper:
             super().send_hci_packet(packet)
-        elif self.hci_sink:
-            self.hci_sink.on_packet(bytes(packet))
+        elif (isinstance(packet, hci.HCI_AclDataPacket) and isinstance(sink, AsyncPipeSink)
+              and isinstance(sink.sink, EmulatedController)):
+            sink.loop.call_soon(sink.sink.on_hci_packet, packet)
+        elif sink:
+            sink.on_packet(bytes(packet))
 
     def on_hci_packet(self, packet: hci.HCI_Packet) -> None:
         if _host_logger.isEnabledFor(logging.DEBUG) or self.snooper:
