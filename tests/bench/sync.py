@@ -187,11 +187,16 @@ def run_killed(dsn: str, storage: Path, count: int, kills: int) -> dict[str, Any
             count - len(kept), **check}
 
 
-async def measure(args: argparse.Namespace, dsn: str, storage: Path) -> dict[str, Any]:
+async def measure_headline(args: argparse.Namespace, dsn: str, storage: Path) -> dict[str, Any]:
     log(f"sync_device, {args.sessions} sessions …")
     ours = await run_engine(dsn, storage, args.sessions)
     log(f"  {ours['rate']:.0f} sessions/s ({ours['elapsed_s']:.1f} s, {ours['rounds']} rounds of "
         f"≤{ours['listing']})")
+    return ours
+
+
+async def measure(args: argparse.Namespace, dsn: str, storage: Path) -> dict[str, Any]:
+    ours = await measure_headline(args, dsn, storage)
     log(f"baseline (the app's request pattern), {args.baseline_sessions} sessions …")
     base = await run_baseline(dsn, storage, args.baseline_sessions)
     log(f"  {base['rate']:.0f} sessions/s")
@@ -211,6 +216,15 @@ async def measure(args: argparse.Namespace, dsn: str, storage: Path) -> dict[str
     log(f"  {air_ours['rate']:.0f} vs {air_base['rate']:.0f} sessions/s")
     return {"ours": ours, "base": base, "capped": capped, "air_ours": air_ours, "air_base": air_base,
             "pairs": pairs}
+
+
+def run_headline_only(args: argparse.Namespace, dsn: str, storage: Path) -> None:
+    """``--only-sync``: the headline run alone (for quick before/after comparisons); not the benchmark's report."""
+    ours = asyncio.run(measure_headline(args, dsn, storage))
+    report(name="sync (headline run only)", value=round(ours["rate"], 1), unit="sessions/s",
+           sessions=args.sessions, elapsed_s=round(ours["elapsed_s"], 2), rounds=ours["rounds"],
+           sessions_per_listing=ours["listing"], outbox_commits=ours["outbox_commits"],
+           duplicates=ours["duplicates"])
 
 
 def run(args: argparse.Namespace, dsn: str, storage: Path) -> None:
@@ -252,12 +266,14 @@ def main() -> None:
     parser.add_argument("--air-sessions", type=int, default=600)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--port", type=int, default=54338)
+    parser.add_argument("--only-sync", action="store_true",
+                        help="run only the headline sync_device run (quick comparisons); not the full report")
     args = parser.parse_args()
     logging.getLogger("bumble").setLevel(logging.CRITICAL)
     stack = fresh_stack(args.port)
     try:
         with tempfile.TemporaryDirectory() as storage:
-            run(args, stack.dsn(), Path(storage))
+            (run_headline_only if args.only_sync else run)(args, stack.dsn(), Path(storage))
     finally:
         stack.run("stop")
 
