@@ -38,7 +38,7 @@ class ShotType(enum.IntEnum):
 
     @classmethod
     def from_code(cls, code: int) -> ShotType:
-        return cls(code) if code in cls._value2member_map_ else cls.UNKNOWN
+        return cls._value2member_map_.get(code, cls.UNKNOWN)  # type: ignore[return-value]
 
     @classmethod
     def from_legacy_code(cls, code: int) -> ShotType:
@@ -70,7 +70,7 @@ class DeviceMode(enum.IntEnum):
 
     @classmethod
     def from_code(cls, code: int) -> DeviceMode:
-        return cls(code) if code in cls._value2member_map_ else cls.UNKNOWN
+        return cls._value2member_map_.get(code, cls.UNKNOWN)  # type: ignore[return-value]
 
     @classmethod
     def from_record(cls, shot: ShotType, mode_index: int) -> DeviceMode:
@@ -125,7 +125,7 @@ class DeviceLevel(enum.IntEnum):
 
     @classmethod
     def from_code(cls, code: int) -> DeviceLevel:
-        return cls(code) if code in cls._value2member_map_ else cls.UNKNOWN
+        return cls._value2member_map_.get(code, cls.UNKNOWN)  # type: ignore[return-value]
 
     @classmethod
     def from_record(cls, level_index: int) -> DeviceLevel:
@@ -150,7 +150,7 @@ class WorkingState(enum.IntEnum):
 
     @classmethod
     def from_code(cls, code: int) -> WorkingState:
-        return cls(code) if code in cls._value2member_map_ else cls.UNKNOWN
+        return cls._value2member_map_.get(code, cls.UNKNOWN)  # type: ignore[return-value]
 
     @property
     def label(self) -> str:
@@ -168,7 +168,7 @@ class BatteryState(enum.IntEnum):
 
     @classmethod
     def from_code(cls, code: int) -> BatteryState:
-        return cls(code) if code in cls._value2member_map_ else cls.UNKNOWN
+        return cls._value2member_map_.get(code, cls.UNKNOWN)  # type: ignore[return-value]
 
     @classmethod
     def from_framed_code(cls, code: int) -> BatteryState:
@@ -213,7 +213,7 @@ class TerminationReason(enum.IntEnum):
 
     @classmethod
     def from_code(cls, code: int) -> TerminationReason:
-        return cls(code) if code in cls._value2member_map_ else cls.OTHER
+        return cls._value2member_map_.get(code, cls.OTHER)  # type: ignore[return-value]
 
 
 class SyncStatus(enum.IntEnum):
@@ -224,7 +224,7 @@ class SyncStatus(enum.IntEnum):
 
     @classmethod
     def from_code(cls, code: int) -> SyncStatus:
-        return cls(code) if code in cls._value2member_map_ else cls.NOT_SYNCED
+        return cls._value2member_map_.get(code, cls.NOT_SYNCED)  # type: ignore[return-value]
 
 
 class MessageType(enum.IntEnum):
@@ -262,7 +262,7 @@ class ResponseStatus(enum.IntEnum):
     @classmethod
     def from_code(cls, code: int) -> ResponseStatus:
         """Unknown codes count as ``ERROR`` (as the app does)."""
-        return cls(code) if code in cls._value2member_map_ else cls.ERROR
+        return cls._value2member_map_.get(code, cls.ERROR)  # type: ignore[return-value]
 
     @property
     def description(self) -> str:
