@@ -212,3 +212,34 @@ def test_a_change_enqueues_an_evaluation_unless_a_due_one_is_queued(db: psycopg.
         after = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate'"
                            " and status = 'queued'").fetchone()
         assert backing_off is not None and after is not None and after["n"] == backing_off["n"] + 1
+
+
+def test_only_outcomes_enqueue_an_evaluation(db: psycopg.Connection, su_api: PostgrestSession) -> None:
+    """Offers and progress reports change no count the evaluation decides on; success and failure do."""
+    m = model()
+    fw = publish(db, "1.1.0", 10100, model=m)
+    d = fleet(db, 1, model=m)[0]
+    rid = str(rollout(db, fw))
+
+    def queued() -> int:
+        row = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate' and status = 'queued'"
+                         " and run_after <= now()").fetchone()
+        return row["n"] if row else -1
+
+    def clear() -> None:  # as if the worker had run them
+        db.execute("update jobs set status = 'done', finished_at = now()"
+                   " where kind = 'rollouts.evaluate' and status = 'queued'")
+
+    clear()
+    check(su_api, d, "1.0.0")
+    for phase in ("downloading", "transferring", "installing"):
+        report(su_api, d, rid, phase)
+    assert queued() == 0, "an offer or a progress report enqueued an evaluation"
+    report(su_api, d, rid, "failed", error_code=3)
+    assert queued() == 1
+    clear()
+    for phase in ("downloading", "transferring", "installing"):
+        report(su_api, d, rid, phase)
+    assert queued() == 0
+    report(su_api, d, rid, "succeeded")
+    assert queued() == 1
