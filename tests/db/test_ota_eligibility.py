@@ -215,3 +215,43 @@ def test_rollout_input_is_validated(db: psycopg.Connection) -> None:
                        {**args, "stages": psycopg.types.json.Jsonb(args["stages"]), "d": bool(change.get("is_downgrade"))})
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="only a published version"):
         rollout(db, draft)
+
+
+OFFERS_DRIFT = """
+select count(*) as n from (
+  (select r.id, (r.stages -> r.current_stage ->> 'percent')::int, f.id, f.version from private.offering_rollouts() r
+     join firmware_versions f on f.id = r.firmware_version_id and f.status = 'published'
+   except
+   select rollout_id, stage_percent, firmware_id, version from private.rollout_offers)
+  union all
+  (select rollout_id, stage_percent, firmware_id, version from private.rollout_offers
+   except
+   select r.id, (r.stages -> r.current_stage ->> 'percent')::int, f.id, f.version from private.offering_rollouts() r
+     join firmware_versions f on f.id = r.firmware_version_id and f.status = 'published')) drift
+"""
+
+
+def test_offers_follow_concurrent_admin_changes(db: psycopg.Connection, stack: Any) -> None:
+    """The offers table is rebuilt at commit under a lock: two overlapping transactions that change different
+    rollouts leave it equal to a fresh computation, whichever commits first, and neither deadlocks."""
+    a_fw = publish(db, "1.1.0", 10100, model=model())
+    b_model = model()
+    b_fw = publish(db, "1.1.0", 10100, model=b_model)
+    a = rollout(db, a_fw)
+    b = rollout(db, b_fw, "staged", stages=[{"percent": 10, "soak_minutes": 0}, {"percent": 100, "soak_minutes": 0}])
+    assert db.execute(OFFERS_DRIFT).fetchone() == {"n": 0}
+    with psycopg.connect(stack.dsn()) as t1, psycopg.connect(stack.dsn()) as t2:
+        t1.execute("update firmware_rollouts set status = 'paused' where id = %s", (a,))
+        t2.execute("update firmware_rollouts set current_stage = 1 where id = %s", (b,))
+        t2.execute("update firmware_versions set changelog = 'late note' where id = %s", (b_fw,))
+        t2.commit()
+        t1.execute("update firmware_rollouts set status_reason = 'held' where id = %s", (a,))
+        t1.commit()
+    assert db.execute(OFFERS_DRIFT).fetchone() == {"n": 0}
+    rows = db.execute("select rollout_id, stage_percent, changelog from private.rollout_offers"
+                      " where rollout_id = any(%s)", ([a, b],)).fetchall()
+    assert rows == [{"rollout_id": b, "stage_percent": 100, "changelog": "late note"}]
+    # a new version published later supersedes nothing by itself; deprecating the offered one withdraws it
+    db.execute("update firmware_versions set status = 'deprecated' where id = %s", (b_fw,))
+    assert db.execute("select count(*) as n from private.rollout_offers where rollout_id = %s", (b,)).fetchone() == {"n": 0}
+    assert db.execute(OFFERS_DRIFT).fetchone() == {"n": 0}
