@@ -85,12 +85,14 @@ def test_good_build_rolls_out_to_everyone_by_itself(db: psycopg.Connection, su_a
 
 
 def assert_counts_exact(db: psycopg.Connection, rid: uuid.UUID) -> None:
-    """The folded per-phase counters equal a direct count of the status rows."""
+    """The folded per-stage, per-phase counters equal a direct count of the status rows."""
     db.execute("select private.fold_rollout_counts()")
-    counted = {r["phase"]: r["n"] for r in db.execute(
-        "select phase, count(*) as n from device_firmware_status where rollout_id = %s group by phase", (rid,)).fetchall()}
-    folded = {r["phase"]: r["devices"] for r in db.execute(
-        "select phase, devices from private.rollout_phase_counts where rollout_id = %s and devices > 0", (rid,)).fetchall()}
+    counted = {(r["stage"], r["phase"]): r["n"] for r in db.execute(
+        "select stage, phase, count(*) as n from device_firmware_status where rollout_id = %s group by 1, 2",
+        (rid,)).fetchall()}
+    folded = {(r["stage"], r["phase"]): r["devices"] for r in db.execute(
+        "select stage, phase, devices from private.rollout_phase_counts where rollout_id = %s and devices <> 0",
+        (rid,)).fetchall()}
     assert folded == counted
 
 
@@ -168,4 +170,46 @@ def test_resume_after_a_fix(db: psycopg.Connection, su_api: PostgrestSession) ->
             report(su_api, d, str(rid), phase, at + timedelta(minutes=i))
     traj2 = simulate(db, su_api, devices, rid, lambda d: "ok", at, days=5)
     assert traj2[-1][2] == "completed"
+    assert_counts_exact(db, rid)
+
+
+def test_each_stage_decides_on_its_own_devices(db: psycopg.Connection, su_api: PostgrestSession) -> None:
+    """A stage advances on the reports of the devices offered at that stage, not on the earlier stages' (which
+    would let every stage after a good first one advance before any of its devices reported); and a failure
+    wave in the current stage pauses the rollout even when the rollout's overall rate is still fine."""
+    m = f"SIM{uuid.uuid4().hex[:8]}"
+    fw = publish(db, "1.1.0", 10100, model=m)
+    devices = fleet(db, 60, model=m)
+    stages = [{"percent": 40, "soak_minutes": 0}, {"percent": 70, "soak_minutes": 0},
+              {"percent": 100, "soak_minutes": 0}]
+    rid = rollout(db, fw, strategy="staged", stages=stages, min_sample_size=3, success_threshold=90,
+                  failure_threshold=50, at=T0)
+    buckets = {r["d"]: r["b"] for r in db.execute(
+        "select d, private.rollout_bucket(%s, d) as b from unnest(%s::uuid[]) d", (rid, [d.id for d in devices]))}
+    first = [d for d in devices if buckets[d.id] < 4000]
+    second = [d for d in devices if 4000 <= buckets[d.id] < 7000]
+    assert len(first) >= 10 and len(second) >= 6, "the fleet's hash spread (fixed by the ids) is too thin"
+    at = T0 + timedelta(minutes=1)
+    for d in first:
+        assert check(su_api, d, "1.0.0", at)["update_available"]
+        for phase in ("downloading", "transferring", "installing", "succeeded"):
+            report(su_api, d, str(rid), phase, at)
+    evaluate(db, at)
+    assert state(db, rid)["current_stage"] == 1
+    # no device of stage 2 has reported: the earlier stage's 100 % success does not carry it forward
+    for _ in range(3):
+        evaluate(db, at + timedelta(minutes=5))
+    assert (state(db, rid)["status"], state(db, rid)["current_stage"]) == ("active", 1)
+    # stage 2's devices: 2 of 3 executed fail (67 % > 50 %), while the rollout overall is at 2 of len(first)+3
+    at += timedelta(minutes=10)
+    for i, d in enumerate(second[:3]):
+        assert check(su_api, d, "1.0.0", at)["update_available"]
+        report(su_api, d, str(rid), "transferring", at)
+        if i < 2:
+            report(su_api, d, str(rid), "failed", at, error_code=3)
+        else:
+            report(su_api, d, str(rid), "succeeded", at)
+    evaluate(db, at)
+    paused = state(db, rid)
+    assert paused["status"] == "paused" and "66.7% of 3 executed updates failed" in paused["status_reason"]
     assert_counts_exact(db, rid)
