@@ -131,6 +131,7 @@ def pgbench_checks(stack: Any, calls: list[tuple[uuid.UUID, uuid.UUID, str]], wo
                      " grant select on bench.calls to authenticator, authenticated;"
                      " grant usage on bench.call_seq to authenticator, authenticated")
         conn.execute("analyze bench.calls")
+        conn.execute("checkpoint")  # the load is not part of the run: start without its dirty buffers
     script = workdir / "ota_check.pgb"
     script.write_text(PGBENCH_SCRIPT)
     pgbench = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"), reverse=True)), "pgbench")

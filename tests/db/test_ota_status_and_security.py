@@ -243,3 +243,14 @@ def test_only_outcomes_enqueue_an_evaluation(db: psycopg.Connection, su_api: Pos
     assert queued() == 0
     report(su_api, d, rid, "succeeded")
     assert queued() == 1
+
+
+def test_device_rpcs_plan_keyed_lookups_whatever_the_table_size(db: psycopg.Connection) -> None:
+    """Guard for the 20261122210000 migration: a `create or replace` that forgets the SET clause would bring
+    back cached sequential-scan plans on connections that planned while device_firmware_status was small."""
+    rows = db.execute("select p.proname, p.proconfig from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+                      " where n.nspname = 'public' and p.proname in ('ota_check_update', 'ota_report_status')"
+                      " order by 1").fetchall()
+    assert [(r["proname"], "enable_seqscan=off" in (r["proconfig"] or [])) for r in rows] == [
+        ("ota_check_update", True), ("ota_report_status", True)]
+
