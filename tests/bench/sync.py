@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from _common import ROOT, fresh_stack, report
+from _common import ROOT, bench_stack, fresh_stack, report
 
 from dualtetrax.ble.client import DualTetraXClient
 from dualtetrax.cloud import DtxCloud
@@ -270,7 +270,11 @@ def main() -> None:
                         help="run only the headline sync_device run (quick comparisons); not the full report")
     args = parser.parse_args()
     logging.getLogger("bumble").setLevel(logging.CRITICAL)
-    stack = fresh_stack(args.port)
+    try:
+        stack = fresh_stack(args.port)
+    except BaseException:
+        bench_stack(args.port).run("stop")  # a reset that failed half way may have left the cluster running
+        raise
     try:
         with tempfile.TemporaryDirectory() as storage:
             (run_headline_only if args.only_sync else run)(args, stack.dsn(), Path(storage))
