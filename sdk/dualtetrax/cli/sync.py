@@ -56,8 +56,9 @@ class _ProgressLine:
 @click.option("--outbox", "outbox_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The local outbox file (default: $DTX_OUTBOX or ~/.local/share/dualtetrax/outbox.sqlite).")
 @click.option("--device-id", default=None, help="The cloud device id (default: found or registered by serial).")
-@click.option("--window", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="BLE requests in flight (1: one at a time, as the app).")
+@click.option("--window", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="BLE requests in flight. 1 (one at a time) is what the device protocol specifies; more only "
+                   "for firmware known to queue commands.")
 @click.option("--retry-rejected", is_flag=True, help="Upload sessions the server rejected before once more.")
 @json_flag
 @emulation_options

@@ -8,7 +8,10 @@ Order of a sync (device-protocol.md §3.6 with the server in the middle):
    ``rejected`` ones to the device.
 3. Rounds until the device lists nothing unconfirmed: GET_SESSIONS (unsynced) → GET_SESSION_DETAIL of the sessions
    not yet in the outbox (one request at a time) → one outbox transaction → ``upload_sessions`` (≤100 per call) →
-   one outbox transaction → CONFIRM_SYNC (one at a time) → one outbox transaction.
+   one outbox transaction → CONFIRM_SYNC (one at a time) → one outbox transaction. A listing of several new
+   sessions is done in two halves whose cloud and BLE work overlap: the first half's upload runs while the
+   second half's details are read, and the second half's upload while the first half is confirmed (each
+   session is still confirmed only after its own upload was answered).
 4. After a run that confirmed anything, the device-sync time moves to now (the next re-timing base).
 
 A session is confirmed to the device only after the server answered ``stored`` or ``duplicate`` for it, or when it
@@ -32,7 +35,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +60,8 @@ from dualtetrax.sync.pipeline import DEFAULT_WINDOW, exchange
 logger = logging.getLogger(__name__)
 
 UPLOAD_BATCH = 100
+#: A round of at least this many new sessions is split in two halves whose uploads overlap BLE work.
+OVERLAP_MIN = 4
 #: Times a request the device answered BUSY is sent again (alone) before the sync stops.
 BUSY_RETRIES = 3
 #: GET_SESSIONS max_count: ask for as many as the device will put in one frame.
@@ -148,8 +153,7 @@ class SyncEngine:
                     raise ProtocolError(f"The device keeps listing session {key} as unsynced after confirming it.")
             known = self.outbox.states(keys)
             fresh = [summary.session_id for summary in listing.sessions if str(summary.session_id) not in known]
-            await self._pull(serial, fresh)
-            await self._upload(serial)
+            await self._pull_and_upload(serial, fresh)
             # Sessions the outbox already counts as confirmed but the device still lists (an answer lost with
             # the link, a device restored from a backup) are confirmed again: that is all they need.
             again = [key for key, state in known.items() if state == "confirmed"]
@@ -218,12 +222,40 @@ class SyncEngine:
         added = self.outbox.add_pulled(serial, records, now_ms=self.clock_ms())
         self.report.pulled += added
 
-    async def _upload(self, serial: str, *, device_id: str | None = None, report: SyncReport | None = None) -> None:
+    async def _pull_and_upload(self, serial: str, fresh: list[uuid.UUID]) -> None:
+        """Details of ``fresh`` into the outbox, then uploaded; with enough of them, in two halves whose cloud
+        calls overlap the BLE exchanges of the other half (the server's answer time leaves the critical path).
+        Leaves the second half uploaded and unconfirmed, for the round's final confirmation."""
+        if len(fresh) < OVERLAP_MIN:
+            await self._pull(serial, fresh)
+            await self._upload(serial)
+            return
+        half = (len(fresh) + 1) // 2
+        first, second = fresh[:half], fresh[half:]
+        await self._pull(serial, first)
+        await self._overlapped(self._upload(serial, ids=[str(s) for s in first]), self._pull(serial, second))
+        await self._overlapped(self._upload(serial, ids=[str(s) for s in second]),
+                               self._confirm_only(serial, [str(s) for s in first]))
+        await self._upload(serial)  # anything else pulled and not yet sent (normally nothing)
+
+    @staticmethod
+    async def _overlapped(upload: Coroutine[Any, Any, None], ble_work: Coroutine[Any, Any, None]) -> None:
+        """Run a cloud upload and a BLE exchange side by side, each to its end, then raise the first failure
+        (the upload's first). Neither is cancelled when the other fails: an exchange cut short would leave an
+        answer in flight, and each finished step is recorded in the outbox, so the next run does less."""
+        results = await asyncio.gather(upload, ble_work, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _upload(self, serial: str, *, device_id: str | None = None, report: SyncReport | None = None,
+                      ids: Sequence[str] | None = None) -> None:
+        """Upload the device's ``pulled`` sessions (only ``ids``, if given) in calls of at most UPLOAD_BATCH."""
         device_id = device_id or self.device_id
         report = report or self.report
         assert device_id is not None
         while True:
-            pending = self.outbox.entries(serial, states=["pulled"], limit=UPLOAD_BATCH)
+            pending = self.outbox.entries(serial, states=["pulled"], ids=ids, limit=UPLOAD_BATCH)
             if not pending:
                 return
             ids = [entry.session_id for entry in pending]
@@ -273,21 +305,31 @@ class SyncEngine:
                 answers[i] = answer
         return answers
 
-    async def _confirm(self, serial: str, *, extra: Sequence[str] = ()) -> SessionList:
-        """CONFIRM_SYNC every confirmable session, then GET_SESSIONS: the listing already reflects the
-        confirmations."""
+    async def _confirm_only(self, serial: str, keys: Sequence[str]) -> None:
+        """CONFIRM_SYNC those of ``keys`` that are confirmable, without a listing."""
+        await self._confirm(serial, only=keys)
+
+    async def _confirm(self, serial: str, *, extra: Sequence[str] = (), only: Sequence[str] | None = None
+                       ) -> SessionList:
+        """CONFIRM_SYNC every confirmable session (of ``only``, if given), then GET_SESSIONS: the listing
+        already reflects the confirmations. With ``only``, no listing is asked for (an empty list is returned)."""
         entries = self.outbox.keys(serial, states=CONFIRMABLE)
+        if only is not None:
+            wanted = set(only)
+            entries = [(key, state) for key, state in entries if key in wanted]
         if any(state != "uploaded" for _key, state in entries):
             self.outbox.make_durable()  # the outbox keeps the only copy of these once the device forgets them
         keys = [key for key, _state in entries] + list(extra)
         skipped = sum(1 for _key, state in entries if state == "skipped")
         requests: list[Message] = [ConfirmSyncRequest(uuid.UUID(key)) for key in keys]
-        requests.append(GetSessionsRequest(LIST_MAX, SessionFilter.UNSYNCED))
-        answers = await exchange(self.ble, requests, window=self.window)
-        listing = answers.pop()
+        if only is None:
+            requests.append(GetSessionsRequest(LIST_MAX, SessionFilter.UNSYNCED))
+        answers = await exchange(self.ble, requests, window=self.window) if requests else []
+        listing = answers.pop() if only is None else GetSessionsResponse(ResponseStatus.SUCCESS, 0, ())
         if any(answer.status is ResponseStatus.BUSY for answer in answers):
-            answers = await self._retry_busy(requests[:-1], answers)
-            listing = await self.ble.request(requests[-1])  # after the retried confirmations
+            answers = await self._retry_busy(requests[:len(keys)], answers)
+            if only is None:
+                listing = await self.ble.request(requests[-1])  # after the retried confirmations
         assert isinstance(listing, GetSessionsResponse)
         if not listing.ok:
             raise CommandRejectedError(MessageType.GET_SESSIONS, listing.status)
