@@ -44,8 +44,8 @@ psql: db
 	@PGPASSWORD=postgres psql -h 127.0.0.1 -p $${DTX_DB_PORT:-54322} -U postgres -d postgres
 
 run: db
-	@$(PY) -m dtx_worker summary
 	@export DATABASE_URL=$${DATABASE_URL:-postgresql://postgres:postgres@127.0.0.1:$${DTX_DB_PORT:-54322}/postgres}; \
+	$(PY) -m dtx_worker summary || exit 1; \
 	$(PY) -m dtx_worker.demo_fleet & fleet=$$!; \
 	trap 'kill $$fleet 2>/dev/null; wait $$fleet 2>/dev/null' EXIT; \
 	trap 'exit 130' INT; trap 'exit 143' TERM; \
