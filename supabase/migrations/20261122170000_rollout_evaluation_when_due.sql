@@ -23,15 +23,4 @@ begin
   return null;
 end
 $$;
-
-create or replace function private.enqueue_rollout_evaluation_for_history() returns trigger
-language plpgsql security definer
-set search_path = ''
-as $$
-begin
-  if exists (select 1 from new_rows) and not private.rollout_evaluation_pending() then
-    perform private.enqueue_job('rollouts.evaluate', '{}'::jsonb, null);
-  end if;
-  return null;
-end
-$$;
+-- The history trigger moves to this function too, in …190000_rollout_evaluation_on_outcomes.sql.

@@ -188,27 +188,28 @@ def test_firmware_binaries_bucket_policies(api: PostgrestSession, make_user: Mak
                      (published,)) == []
 
 
+def due_evaluations(db: psycopg.Connection) -> int:
+    """Rollout evaluations queued and due now."""
+    row = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate' and status = 'queued'"
+                     " and run_after <= now()").fetchone()
+    return row["n"] if row else -1
+
 def test_a_change_enqueues_an_evaluation_unless_a_due_one_is_queued(db: psycopg.Connection) -> None:
     """An evaluation waiting out its retry back-off does not stand in for a prompt one; a due one does.
     (In a transaction that is rolled back: the jobs table is shared with the other tests.)"""
     fw = publish(db, "1.1.0", 10100, model=model())
     rid = rollout(db, fw)
 
-    def due() -> int:
-        row = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate' and status = 'queued'"
-                         " and run_after <= now()").fetchone()
-        return row["n"] if row else -1
-
     with db.transaction(force_rollback=True):
         db.execute("update jobs set run_after = now() + interval '5 minutes', attempts = 1"
                    " where kind = 'rollouts.evaluate' and status = 'queued'")
         backing_off = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate'"
                                  " and status = 'queued'").fetchone()
-        assert due() == 0
+        assert due_evaluations(db) == 0
         db.execute("update firmware_rollouts set status = 'paused', status_reason = 'test' where id = %s", (rid,))
-        assert due() == 1, "a change while the only queued evaluation backs off must enqueue one that is due"
+        assert due_evaluations(db) == 1, "a change while the only queued evaluation backs off must enqueue one that is due"
         db.execute("update firmware_rollouts set status = 'active', status_reason = null where id = %s", (rid,))
-        assert due() == 1, "a due queued evaluation sees the second change; no second job"
+        assert due_evaluations(db) == 1, "a due queued evaluation sees the second change; no second job"
         after = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate'"
                            " and status = 'queued'").fetchone()
         assert backing_off is not None and after is not None and after["n"] == backing_off["n"] + 1
@@ -221,11 +222,6 @@ def test_only_outcomes_enqueue_an_evaluation(db: psycopg.Connection, su_api: Pos
     d = fleet(db, 1, model=m)[0]
     rid = str(rollout(db, fw))
 
-    def queued() -> int:
-        row = db.execute("select count(*) as n from jobs where kind = 'rollouts.evaluate' and status = 'queued'"
-                         " and run_after <= now()").fetchone()
-        return row["n"] if row else -1
-
     def clear() -> None:  # as if the worker had run them
         db.execute("update jobs set status = 'done', finished_at = now()"
                    " where kind = 'rollouts.evaluate' and status = 'queued'")
@@ -234,15 +230,15 @@ def test_only_outcomes_enqueue_an_evaluation(db: psycopg.Connection, su_api: Pos
     check(su_api, d, "1.0.0")
     for phase in ("downloading", "transferring", "installing"):
         report(su_api, d, rid, phase)
-    assert queued() == 0, "an offer or a progress report enqueued an evaluation"
+    assert due_evaluations(db) == 0, "an offer or a progress report enqueued an evaluation"
     report(su_api, d, rid, "failed", error_code=3)
-    assert queued() == 1
+    assert due_evaluations(db) == 1
     clear()
     for phase in ("downloading", "transferring", "installing"):
         report(su_api, d, rid, phase)
-    assert queued() == 0
+    assert due_evaluations(db) == 0
     report(su_api, d, rid, "succeeded")
-    assert queued() == 1
+    assert due_evaluations(db) == 1
 
 
 def test_device_rpcs_plan_keyed_lookups_whatever_the_table_size(db: psycopg.Connection) -> None:

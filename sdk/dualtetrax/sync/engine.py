@@ -235,11 +235,11 @@ class SyncEngine:
         await self._pull(serial, first)
         await self._overlapped(self._upload(serial, ids=[str(s) for s in first]), self._pull(serial, second))
         await self._overlapped(self._upload(serial, ids=[str(s) for s in second]),
-                               self._confirm_only(serial, [str(s) for s in first]))
+                               self._confirm(serial, only=[str(s) for s in first]))
         await self._upload(serial)  # anything else pulled and not yet sent (normally nothing)
 
     @staticmethod
-    async def _overlapped(upload: Coroutine[Any, Any, None], ble_work: Coroutine[Any, Any, None]) -> None:
+    async def _overlapped(upload: Coroutine[Any, Any, None], ble_work: Coroutine[Any, Any, object]) -> None:
         """Run a cloud upload and a BLE exchange side by side, each to its end, then raise the first failure
         (the upload's first). Neither is cancelled when the other fails: an exchange cut short would leave an
         answer in flight, and each finished step is recorded in the outbox, so the next run does less."""
@@ -304,10 +304,6 @@ class SyncEngine:
             for i, answer in zip(busy, again, strict=True):
                 answers[i] = answer
         return answers
-
-    async def _confirm_only(self, serial: str, keys: Sequence[str]) -> None:
-        """CONFIRM_SYNC those of ``keys`` that are confirmable, without a listing."""
-        await self._confirm(serial, only=keys)
 
     async def _confirm(self, serial: str, *, extra: Sequence[str] = (), only: Sequence[str] | None = None
                        ) -> SessionList:
