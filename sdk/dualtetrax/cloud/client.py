@@ -413,18 +413,24 @@ class DtxCloud:
         return Rollout.model_validate(answer)
 
 
+#: Values passed through as they are, checked by exact type first (the ABC checks below cost far more, and the
+#: upload of a sync hands over thousands of plain values per call).
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in value.items():
-        if isinstance(item, uuid.UUID):
+        if type(item) in _PLAIN_TYPES:
+            out[key] = item
+        elif isinstance(item, uuid.UUID):
             out[key] = str(item)
         elif isinstance(item, date):
             out[key] = item.isoformat()
         elif isinstance(item, Mapping):
             out[key] = _jsonable(item)
         elif isinstance(item, list | tuple):
-            out[key] = [_jsonable(v) if isinstance(v, Mapping) else v for v in item]
+            out[key] = [_jsonable(v) if type(v) is dict or isinstance(v, Mapping) else v for v in item]
         else:
             out[key] = item
     return out
-
