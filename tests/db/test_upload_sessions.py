@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import MakeUser
 from tests.db.conftest import Owner
@@ -286,3 +289,141 @@ def test_battery_curve_constraint(db: psycopg.Connection, owner: Owner, api: Pos
     for elapsed, mv in (([0, 0], [1, 2]), ([5, 1], [1, 2]), ([0], [1, 2]), ([0], [6000]), ([], [])):
         with pytest.raises(psycopg.errors.CheckViolation):
             db.execute("insert into battery_samples values (%s, %s, %s)", (item["id"], elapsed, mv))
+
+
+# ------------------------------------------------------------------------------------------- screened fast path
+# upload_sessions stores a batch that passes a cheap screen without computing per-field reasons, leaving the rest
+# to casts and constraints, and falls back to the full validation (private.store_sessions(..., validate => true))
+# on any refusal. These tests hold it to exactly the full validation's results.
+
+def test_a_clean_batch_passes_the_screen(db: psycopg.Connection) -> None:
+    batch = [session_item(), session_item(led_pattern=7, end_time=None), session_item(battery_samples=None)]
+    assert db.execute("select private.upload_batch_screened(%s::jsonb) as ok", (json.dumps(batch),)).fetchone() == {"ok": True}
+
+
+def test_integral_numbers_written_with_a_fraction_are_stored(api: PostgrestSession, owner: Owner,
+                                                             db: psycopg.Connection) -> None:
+    item = session_item(level=2.0, working_duration=480.0,
+                        battery_samples=[{"elapsed_seconds": 60.0, "voltage_mv": 4000}, {"elapsed_seconds": 0, "voltage_mv": 4100.0}])
+    assert upload(api, owner, [item])["stored"] == 1
+    assert db.execute("select s.level, s.working_duration, b.elapsed_seconds, b.voltage_mv from usage_sessions s"
+                      " join battery_samples b on b.session_id = s.id where s.id = %s", (item["id"],)).fetchone() == \
+        {"level": 2, "working_duration": 480, "elapsed_seconds": [0, 60], "voltage_mv": [4100, 4000]}
+
+
+INT_FIELDS = ["shot_type", "device_mode", "level", "led_pattern", "working_duration", "pause_duration", "pause_count",
+              "termination_reason", "completion_percent", "battery_start_mv", "battery_end_mv"]
+BOOL_FIELDS = ["had_temperature_warning", "had_battery_warning", "time_synced"]
+ANY_JSON = st.one_of(
+    st.none(), st.booleans(), st.integers(-2, 300),
+    st.sampled_from([17, 18, 20, 21, 33, 34, 255, 256, 4999, 5000, 5001, 7200, 7201, 32768, 2**31, 86400, 86401,
+                     2.0, 2.5, -0.0, 1e10, "2", "true", "", [], [1], {}, {"a": 1}]),
+    st.floats(allow_nan=False, allow_infinity=False, width=32))
+TIME_TEXTS: list[Any] = [
+    "2026-03-14T09:30:00Z", "2026-03-14T09:38:20Z", "2026-03-14 09:40+09:00", "2026-03-14T09:30:00.5-0530",
+    "2026-03-15T10:00:00Z", "2024-02-29T12:00:00Z", "2026-02-29T12:00:00Z", "2026-04-31T12:00:00Z",
+    "2026-03-14T24:00:00Z", "2026-03-14T09:30:60Z", "2026-03-14T09:30:00+16:00", "2026-03-14T09:30:00",
+    "2019-12-31T23:59:59Z", "2999-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "soon", "", None, 5]
+TIMES = st.sampled_from(TIME_TEXTS)
+IDS = st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()), st.uuids().map(lambda u: u.hex),
+                st.uuids().map(lambda u: "{" + str(u) + "}"),
+                st.uuids().map(lambda u: "-".join(u.hex[i:i + 4] for i in range(0, 32, 4))[:36]),
+                st.sampled_from(["not-a-uuid", "", None, 7]))
+SAMPLE = st.one_of(
+    st.fixed_dictionaries({"elapsed_seconds": st.one_of(st.integers(-1, 86401), ANY_JSON),
+                           "voltage_mv": st.one_of(st.integers(-1, 5001), ANY_JSON)}),
+    st.fixed_dictionaries({"elapsed_seconds": st.integers(0, 600)}), ANY_JSON)
+SAMPLES = st.one_of(st.lists(SAMPLE, max_size=6),
+                    st.integers(0, 600).map(lambda n: [{"elapsed_seconds": e, "voltage_mv": 4000} for e in range(n)]),
+                    ANY_JSON)
+
+
+def _mutated(draw: st.DrawFn) -> dict[str, Any]:
+    item = session_item(start=datetime(2026, 3, 14, 9, 30, tzinfo=UTC) + timedelta(minutes=draw(st.integers(0, 60))))
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["int", "bool", "time", "drop", "unknown", "samples", "id"]))
+        if kind == "int":
+            item[draw(st.sampled_from(INT_FIELDS))] = draw(ANY_JSON)
+        elif kind == "bool":
+            item[draw(st.sampled_from(BOOL_FIELDS))] = draw(ANY_JSON)
+        elif kind == "time":
+            item[draw(st.sampled_from(["start_time", "end_time"]))] = draw(TIMES)
+        elif kind == "drop":
+            item.pop(draw(st.sampled_from(sorted(item))), None)
+        elif kind == "unknown":
+            item[draw(st.sampled_from(["user_id", "sync_status", "Level", ""]))] = draw(ANY_JSON)
+        elif kind == "samples":
+            item["battery_samples"] = draw(SAMPLES)
+        else:
+            item["id"] = draw(IDS)
+    return item
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> list[Any]:
+    items: list[Any] = draw(st.lists(st.one_of(st.builds(session_item), st.composite(_mutated)()),
+                                     min_size=1, max_size=5))
+    if draw(st.booleans()) and isinstance(items[0], dict):
+        items.append(dict(items[0]))  # the same id twice in one batch
+    if draw(st.integers(0, 9)) == 0:
+        items.append(draw(ANY_JSON))  # an item that is not an object
+    return items
+
+
+STORED = ("select s.id::text, s.shot_type, s.device_mode, s.level, s.led_pattern, s.start_time, s.end_time,"
+          " s.working_duration, s.pause_duration, s.pause_count, s.termination_reason, s.completion_percent,"
+          " s.had_temperature_warning, s.had_battery_warning, s.battery_start_mv, s.battery_end_mv, s.time_synced,"
+          " b.elapsed_seconds, b.voltage_mv from usage_sessions s left join battery_samples b on b.session_id = s.id"
+          " where s.device_id = %s order by s.id")
+
+
+def full_validation(db: psycopg.Connection, o: Owner, batch: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
+    """The full validation's result for this batch and the rows it would leave, rolled back."""
+    with db.transaction(force_rollback=True):
+        db.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": str(o.id), "role": "authenticated"}),))
+        row = db.execute("select private.store_sessions(%s, %s, %s::jsonb, true) as r", (o.device_id, o.id, json.dumps(batch))).fetchone()
+        assert row is not None
+        return row["r"], db.execute(STORED, (o.device_id,)).fetchall()
+
+
+TRICKY = [None, True, False, 0, 1, -1, 2, 3, 17, 20, 33, 255, 256, 5000, 5001, 7201, 86401, 32768, 2**31, 2.0, 2.5, -0.0,
+          1e10, "1", "2", "true", "t", "", [], [2], {}, {"a": 1}]
+SINGLE_CHANGES: list[tuple[str, Any]] = (
+    [(f, v) for f in [*INT_FIELDS, *BOOL_FIELDS, "id", "start_time", "end_time", "battery_samples"] for v in TRICKY]
+    + [(f, t) for f in ("start_time", "end_time") for t in TIME_TEXTS]
+    + [("id", i) for i in ("{" + str(uuid.uuid4()) + "}", uuid.uuid4().hex, str(uuid.uuid4()).upper(),
+                           "-".join(uuid.uuid4().hex[i:i + 4] for i in range(0, 32, 4))[:36], str(uuid.uuid4()) + " ")]
+    + [("battery_samples", [{"elapsed_seconds": e, "voltage_mv": m}]) for e in TRICKY for m in (4000, 2.0, "4000")]
+    + [("battery_samples", [{"elapsed_seconds": 0, "voltage_mv": m}]) for m in TRICKY]
+    + [("battery_samples", [s]) for s in TRICKY]
+    + [("battery_samples", [{"elapsed_seconds": 5, "voltage_mv": 1}, {"elapsed_seconds": 5.0, "voltage_mv": 2}]),
+       ("battery_samples", [{"elapsed_seconds": e, "voltage_mv": 4000} for e in range(501)]),
+       ("battery_samples", [{"elapsed_seconds": 0, "voltage_mv": 4000, "extra": 1}])]
+    + [("-" + f, None) for f in session_item()]  # the field left out
+    + [(f, 1) for f in ("user_id", "sync_status", "Level", "")])
+
+
+def test_every_single_field_change_matches_the_full_validation(api: PostgrestSession, owner: Owner,
+                                                               db: psycopg.Connection) -> None:
+    """Each item alone, so that the screen decides the whole batch: whatever it lets through must still come out
+    exactly as the full validation has it (stored, or rejected with the same reason)."""
+    mismatches = []
+    for field, value in SINGLE_CHANGES:
+        item = session_item(**({} if field.startswith("-") else {field: value}))
+        if field.startswith("-"):
+            del item[field[1:]]
+        expected, expected_rows = full_validation(db, owner, [item])
+        got = upload(api, owner, [item])
+        if got != expected or db.execute(STORED, (owner.device_id,)).fetchall() != expected_rows:
+            mismatches.append((field, value, got, expected))
+    assert not mismatches, mismatches[:5]
+    assert len(SINGLE_CHANGES) > 500
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=batches())
+def test_results_equal_the_full_validation(api: PostgrestSession, owner: Owner, db: psycopg.Connection,
+                                           batch: list[Any]) -> None:
+    expected, expected_rows = full_validation(db, owner, batch)
+    assert upload(api, owner, batch) == expected
+    assert db.execute(STORED, (owner.device_id,)).fetchall() == expected_rows
