@@ -1,10 +1,10 @@
 -- upload_sessions, faster for the batches devices actually send (every item valid), same results for all.
 --
 -- The full validation (a reason per field, per item) cost about two thirds of an upload. Now a batch first gets
--- a cheap, conservative screen: JSON types and integral numbers (one jsonpath over the whole batch), no unknown
--- keys, the exact UUID and timestamp formats, and start_time no later than tomorrow. What the screen leaves
--- unchecked, the casts and the tables' CHECK and NOT NULL constraints refuse: ranges, mode/shot pairs, end after
--- start, curves of 1-500 strictly increasing samples. A batch that passes is stored without computing per-field
+-- a cheap, conservative screen: JSON types (one jsonpath over the whole batch), no unknown keys, the exact UUID
+-- and timestamp formats, and start_time no later than tomorrow. What the screen leaves unchecked, the casts and
+-- the tables' CHECK and NOT NULL constraints refuse: fractions (a plain integer cast), ranges, mode/shot pairs,
+-- end after start, curves of 1-500 strictly increasing samples. A batch that passes is stored without computing per-field
 -- reasons; any refusal rolls that attempt back (one subtransaction per batch) and the batch goes through the full
 -- validation, which names the field of every rejected item exactly as before. So the screen only has to be
 -- conservative: whatever it lets through is still checked by a cast or a constraint.
@@ -88,25 +88,25 @@ begin
             && @.id.type() == "string"
             && @.start_time.type() == "string"
             && (!exists(@.end_time) || @.end_time.type() == "null" || @.end_time.type() == "string")
-            && @.shot_type.type() == "number" && @.shot_type == @.shot_type.floor()
-            && @.device_mode.type() == "number" && @.device_mode == @.device_mode.floor()
-            && @.level.type() == "number" && @.level == @.level.floor()
+            && @.shot_type.type() == "number"
+            && @.device_mode.type() == "number"
+            && @.level.type() == "number"
             && (!exists(@.led_pattern) || @.led_pattern.type() == "null"
-               || (@.led_pattern.type() == "number" && @.led_pattern == @.led_pattern.floor()))
+               || @.led_pattern.type() == "number")
             && (!exists(@.working_duration) || @.working_duration.type() == "null"
-               || (@.working_duration.type() == "number" && @.working_duration == @.working_duration.floor()))
+               || @.working_duration.type() == "number")
             && (!exists(@.pause_duration) || @.pause_duration.type() == "null"
-               || (@.pause_duration.type() == "number" && @.pause_duration == @.pause_duration.floor()))
+               || @.pause_duration.type() == "number")
             && (!exists(@.pause_count) || @.pause_count.type() == "null"
-               || (@.pause_count.type() == "number" && @.pause_count == @.pause_count.floor()))
+               || @.pause_count.type() == "number")
             && (!exists(@.termination_reason) || @.termination_reason.type() == "null"
-               || (@.termination_reason.type() == "number" && @.termination_reason == @.termination_reason.floor()))
+               || @.termination_reason.type() == "number")
             && (!exists(@.completion_percent) || @.completion_percent.type() == "null"
-               || (@.completion_percent.type() == "number" && @.completion_percent == @.completion_percent.floor()))
+               || @.completion_percent.type() == "number")
             && (!exists(@.battery_start_mv) || @.battery_start_mv.type() == "null"
-               || (@.battery_start_mv.type() == "number" && @.battery_start_mv == @.battery_start_mv.floor()))
+               || @.battery_start_mv.type() == "number")
             && (!exists(@.battery_end_mv) || @.battery_end_mv.type() == "null"
-               || (@.battery_end_mv.type() == "number" && @.battery_end_mv == @.battery_end_mv.floor()))
+               || @.battery_end_mv.type() == "number")
             && (!exists(@.had_temperature_warning) || @.had_temperature_warning.type() == "null"
                || @.had_temperature_warning.type() == "boolean")
             && (!exists(@.had_battery_warning) || @.had_battery_warning.type() == "null"
@@ -117,8 +117,7 @@ begin
                || (@.battery_samples.type() == "array"
                    && !(@.battery_samples[*].type() != "object")
                    && !exists(@.battery_samples[*] ? (!(@.type() == "object"
-                      && @.elapsed_seconds.type() == "number" && @.elapsed_seconds == @.elapsed_seconds.floor()
-                      && @.voltage_mv.type() == "number" && @.voltage_mv == @.voltage_mv.floor())))))))')
+                      && @.elapsed_seconds.type() == "number" && @.voltage_mv.type() == "number")))))))')
      and not exists (
        select 1 from jsonb_array_elements(sessions) as e(item)
         where item - array['id', 'shot_type', 'device_mode', 'level', 'led_pattern', 'start_time', 'end_time',
