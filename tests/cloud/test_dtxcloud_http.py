@@ -88,3 +88,29 @@ async def test_profile_changes_are_limited_before_anything_is_sent() -> None:
     [patch] = rec.requests
     assert patch.url.params["id"] == f"eq.{USER_ID}" and json.loads(patch.content) == {"display_name": "Mina"}
     assert "return=representation" in patch.headers["prefer"]
+
+
+async def test_profile_photo_upsert_and_device_log_upload_shapes() -> None:
+    device = uuid.uuid4()
+    photo = f"/storage/v1/object/profile-images/{USER_ID}/avatar.png"
+    log = f"/storage/v1/object/device-logs/{USER_ID}/{device}/boot-1.log"
+    rec = Recorder({("POST", photo): httpx.Response(200, json={"Key": f"profile-images/{USER_ID}/avatar.png"}),
+                    ("DELETE", "/storage/v1/object/profile-images"): httpx.Response(200, json=[]),
+                    ("POST", log): httpx.Response(200, json={"Key": f"device-logs/{USER_ID}/{device}/boot-1.log"})})
+    backend, token = await signed_in(rec)
+    cloud = DtxCloud(backend)
+    assert await cloud.upload_profile_image(b"\x89PNG...", content_type="image/png") == f"{USER_ID}/avatar.png"
+    assert await cloud.upload_device_log(device, b"boot ok\n", name="boot-1") == f"{USER_ID}/{device}/boot-1.log"
+    upload, *deletes, log_upload = rec.requests
+    for request in rec.requests:
+        assert_user(request, token)
+    assert upload.url.path == photo and upload.headers["x-upsert"] == "true"
+    assert b"Content-Type: image/png" in upload.content
+    assert [json.loads(d.content) for d in deletes] == [{"prefixes": [f"{USER_ID}/avatar.jpg"]},
+                                                        {"prefixes": [f"{USER_ID}/avatar.webp"]}]
+    assert log_upload.url.path == log and log_upload.headers["x-upsert"] == "false"
+    assert b"Content-Type: text/plain" in log_upload.content and b"boot ok" in log_upload.content
+    rec.requests.clear()
+    with pytest.raises(ValidationError):
+        await cloud.upload_profile_image(b"GIF89a", content_type="image/gif")
+    assert rec.requests == []

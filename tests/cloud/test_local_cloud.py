@@ -358,3 +358,66 @@ async def test_waiting_too_long_for_a_report_is_a_typed_timeout(dsn: str, tmp_pa
     assert exit_code_for(waited.value) == ExitCode.TIMEOUT and waited.value.hint
     db.execute("delete from jobs where dedupe_key = %s", (f"reports.render:{request.id}",))  # no worker here
     await cloud.close()
+
+
+async def test_profile_photo_and_device_logs(dsn: str, tmp_path: Path) -> None:
+    alice = await signed_up(dsn, tmp_path)
+    bob = await signed_up(dsn, tmp_path)
+    assert await alice.profile_image_url() is None
+    jpeg, png = b"\xff\xd8\xff" + b"j" * 1000, b"\x89PNG" + b"p" * 500
+    assert await alice.upload_profile_image(jpeg) == f"{alice.user_id}/avatar.jpg"
+    assert await alice.upload_profile_image(jpeg[:10]) == f"{alice.user_id}/avatar.jpg"  # replaced in place
+    async with httpx.AsyncClient() as http:
+        url = await alice.profile_image_url()
+        assert url is not None and (await http.get(url)).content == jpeg[:10]
+        assert await alice.upload_profile_image(png, content_type="image/png") == f"{alice.user_id}/avatar.png"
+        url = await alice.profile_image_url()
+        assert url is not None and "avatar.png" in url and (await http.get(url)).content == png
+    with pytest.raises(NotFoundError):  # the JPEG went when the PNG came
+        await alice.backend.signed_url("profile-images", f"{alice.user_id}/avatar.jpg", 60)
+    with pytest.raises(NotFoundError):  # not bob's to read
+        await bob.backend.signed_url("profile-images", f"{alice.user_id}/avatar.png", 60)
+    with pytest.raises(PermissionDeniedError):  # nor to write
+        await bob.backend.upload_object("profile-images", f"{alice.user_id}/avatar.png", png, "image/png", upsert=True)
+    for bad, field in (({"content_type": "image/gif"}, "content_type"), ({"data": b""}, "data"),
+                       ({"data": b"x" * (2 * 1024 * 1024 + 1)}, "data")):
+        with pytest.raises(ValidationError) as caught:
+            await alice.upload_profile_image(**{"data": png, **bad})
+        assert caught.value.field == field
+    # the bucket's own limits, as the Storage server applies them, whatever the client checks
+    with pytest.raises(ValidationError) as too_big:
+        await alice.backend.upload_object("profile-images", f"{alice.user_id}/big.png", b"x" * (2 * 1024 * 1024 + 1),
+                                          "image/png")
+    assert too_big.value.status == 413
+    with pytest.raises(ValidationError) as wrong_type:
+        await alice.backend.upload_object("profile-images", f"{alice.user_id}/a.png", png, "text/html")
+    assert wrong_type.value.status == 415 and wrong_type.value.field == "content_type"
+    await alice.delete_profile_image()
+    assert await alice.profile_image_url() is None
+
+    device = await alice.register_device(f"DTX-{uuid.uuid4().hex[:10].upper()}")
+    other = await bob.register_device(f"DTX-{uuid.uuid4().hex[:10].upper()}")
+    log = b"boot ok\nbattery 4100 mV\n"
+    path = await alice.upload_device_log(device.id, log, name="boot-1")
+    assert path == f"{alice.user_id}/{device.id}/boot-1.log"
+    with pytest.raises(ConflictError):  # logs are never overwritten
+        await alice.upload_device_log(device.id, b"other", name="boot-1")
+    dated = await alice.upload_device_log(device.id, b"\x1f\x8b gz", content_type="application/gzip")
+    assert dated.startswith(f"{alice.user_id}/{device.id}/") and dated.endswith("Z.gz")
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(await alice.device_log_url(path))).content == log
+    with pytest.raises(NotFoundError):
+        await bob.device_log_url(path)
+    with pytest.raises(PermissionDeniedError):  # only for a device of one's own
+        await alice.upload_device_log(other.id, log)
+    with pytest.raises(ValidationError) as bad_name:
+        await alice.upload_device_log(device.id, log, name="../escape")
+    assert bad_name.value.field == "name"
+    with pytest.raises(ValidationError) as bad_device:
+        await alice.upload_device_log("not-a-device", log)
+    assert bad_device.value.field == "device_id"
+    await alice.deactivate_device(device.id)
+    with pytest.raises(PermissionDeniedError):
+        await alice.upload_device_log(device.id, log)
+    for c in (alice, bob):
+        await c.close()

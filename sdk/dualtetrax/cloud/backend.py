@@ -113,9 +113,11 @@ class CloudBackend(Protocol):
         """A URL that downloads the object with plain HTTP GET (``Range`` supported) until it expires;
         :class:`~dualtetrax.cloud.errors.NotFoundError` if the user may not read it."""
 
-    async def upload_object(self, bucket: str, path: str, data: bytes, content_type: str) -> None:
-        """Store a new object as the signed-in user (storage RLS decides); never overwrites:
-        :class:`~dualtetrax.cloud.errors.ConflictError` if one exists."""
+    async def upload_object(self, bucket: str, path: str, data: bytes, content_type: str, *,
+                            upsert: bool = False) -> None:
+        """Store an object as the signed-in user (storage RLS decides; the bucket's size and MIME limits apply).
+        Without ``upsert`` it never overwrites: :class:`~dualtetrax.cloud.errors.ConflictError` if one exists;
+        with it, an existing object of that name is replaced in one step."""
 
     async def delete_object(self, bucket: str, path: str) -> None:
         """Remove an object as the signed-in user (no error if it is already gone)."""

@@ -8,6 +8,8 @@ Every method returns typed models (:mod:`dualtetrax.cloud.models`) and raises ty
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +47,12 @@ from dualtetrax.cloud.models import (
 
 #: The upload RPC's batch limit.
 UPLOAD_BATCH = 100
+#: Storage buckets for the user's own files, with the types they take (and the extension each type gets).
+PROFILE_IMAGES, PROFILE_IMAGE_MAX_BYTES = "profile-images", 2 * 1024 * 1024
+PROFILE_IMAGE_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+DEVICE_LOGS, DEVICE_LOG_MAX_BYTES = "device-logs", 10 * 1024 * 1024
+DEVICE_LOG_TYPES = {"text/plain": "log", "application/gzip": "gz", "application/octet-stream": "bin"}
+_LOG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,110}")
 _PROFILE_FIELDS = frozenset({"display_name", "gender", "birth_date", "timezone", "locale"})
 
 
@@ -344,6 +352,52 @@ class DtxCloud:
             await asyncio.to_thread(partial.unlink, missing_ok=True)
         return target
 
+    # -- profile photo and device logs (private buckets; everything under the user's own folder)
+
+    async def upload_profile_image(self, data: bytes, *, content_type: str = "image/jpeg") -> str:
+        """Store the user's profile photo (JPEG, PNG or WebP, at most 2 MB) as ``<user id>/avatar.<ext>`` in
+        ``profile-images``, replacing the previous one in one step; returns the object path."""
+        ext = _file_type(data, content_type, PROFILE_IMAGE_TYPES, PROFILE_IMAGE_MAX_BYTES)
+        path = f"{self.user_id}/avatar.{ext}"
+        await self.backend.upload_object(PROFILE_IMAGES, path, data, content_type, upsert=True)
+        for other in sorted(set(PROFILE_IMAGE_TYPES.values()) - {ext}):  # a photo of another type is the old one
+            await self.backend.delete_object(PROFILE_IMAGES, f"{self.user_id}/avatar.{other}")
+        return path
+
+    async def profile_image_url(self, *, expires_in: int = 600) -> str | None:
+        """A signed download URL of the user's profile photo, or None when they have none."""
+        for ext in PROFILE_IMAGE_TYPES.values():
+            with contextlib.suppress(NotFoundError):
+                return await self.backend.signed_url(PROFILE_IMAGES, f"{self.user_id}/avatar.{ext}", expires_in)
+        return None
+
+    async def delete_profile_image(self) -> None:
+        for ext in PROFILE_IMAGE_TYPES.values():
+            await self.backend.delete_object(PROFILE_IMAGES, f"{self.user_id}/avatar.{ext}")
+
+    async def upload_device_log(self, device_id: uuid.UUID | str, data: bytes, *, content_type: str = "text/plain",
+                                name: str | None = None) -> str:
+        """Store a diagnostic log of one of the user's active devices (text, gzip or binary, at most 10 MB) as
+        ``<user id>/<device id>/<name>.<ext>`` in ``device-logs``; returns the object path. Logs are never
+        overwritten (:class:`ConflictError` for a name in use); ``name`` defaults to the UTC time to the
+        microsecond."""
+        ext = _file_type(data, content_type, DEVICE_LOG_TYPES, DEVICE_LOG_MAX_BYTES)
+        stem = name if name is not None else datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        if not _LOG_NAME.fullmatch(stem):
+            raise ValidationError("name: letters, digits, '.', '_' and '-' only, starting with a letter or digit,"
+                                  " at most 111 characters", field="name")
+        try:
+            device = uuid.UUID(str(device_id))
+        except ValueError:
+            raise ValidationError(f"device_id: {device_id!r} is not a UUID", field="device_id") from None
+        path = f"{self.user_id}/{device}/{stem}.{ext}"
+        await self.backend.upload_object(DEVICE_LOGS, path, data, content_type)
+        return path
+
+    async def device_log_url(self, path: str, *, expires_in: int = 600) -> str:
+        """A signed download URL of a device log (the user's own, or any for an admin)."""
+        return await self.backend.signed_url(DEVICE_LOGS, path, expires_in)
+
     # -- firmware updates
 
     async def check_update(self, device_id: uuid.UUID | str, current_version: str) -> UpdateOffer:
@@ -434,3 +488,14 @@ def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = item
     return out
+
+
+def _file_type(data: bytes, content_type: str, types: Mapping[str, str], max_bytes: int) -> str:
+    """The extension for ``content_type``, after the checks the bucket would make (so the error names the field)."""
+    if content_type not in types:
+        raise ValidationError(f"content_type: must be one of {', '.join(types)}", field="content_type")
+    if not data:
+        raise ValidationError("data: the file is empty", field="data")
+    if len(data) > max_bytes:
+        raise ValidationError(f"data: {len(data)} bytes; at most {max_bytes}", field="data")
+    return types[content_type]

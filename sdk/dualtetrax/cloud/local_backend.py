@@ -396,36 +396,71 @@ class LocalCloudBackend:
             self._objects = await _ObjectServer.start(self.storage_dir, self.jwt_secret)
         return self._objects.signed_url(bucket, path, int(expires_in))
 
-    async def upload_object(self, bucket: str, path: str, data: bytes, content_type: str) -> None:
-        """As Storage does: the ``storage.objects`` row is inserted as the user (RLS decides), the bytes land
-        under their final name only if that row is about to commit."""
+    async def upload_object(self, bucket: str, path: str, data: bytes, content_type: str, *,
+                            upsert: bool = False) -> None:
+        """As Storage does: the bucket's size and MIME limits first, then the ``storage.objects`` row is written as
+        the user (RLS decides; an upsert also needs the update policy), and the bytes land under their final name
+        only if that row is about to commit."""
+        await self._check_bucket_limits(bucket, len(data), content_type)
         target = self._object_file(bucket, path)
         temp = await asyncio.to_thread(write_temp, target, data)
         moved = False
+        replaced: Path | None = None  # the bytes an upsert replaces, kept until the commit
 
         def move() -> None:
-            nonlocal moved
+            nonlocal moved, replaced
+            if upsert and target.exists():
+                replaced = target.with_name(f"{target.name}.{secrets.token_hex(4)}.replaced")
+                os.replace(target, replaced)
             os.replace(temp, target)
             moved = True
 
         metadata = json.dumps({"size": len(data), "mimetype": content_type, "cacheControl": "max-age=3600",
                                "eTag": f'"{hashlib.md5(data).hexdigest()}"'})
+        if upsert:
+            sql = ("insert into storage.objects (bucket_id, name, owner_id, metadata)"
+                   " values (%s, %s, auth.uid()::text, %s::jsonb)"
+                   " on conflict (bucket_id, name) do update set metadata = excluded.metadata,"
+                   " owner_id = excluded.owner_id, updated_at = now() returning storage.objects.id")
+            params: tuple[Any, ...] = (bucket, path, metadata)
+        else:
+            sql = ("insert into storage.objects (bucket_id, name, owner_id, metadata)"
+                   " select %s, %s, auth.uid()::text, %s::jsonb"
+                   " where not exists (select 1 from storage.objects o where o.bucket_id = %s and o.name = %s)"
+                   " returning storage.objects.id")
+            params = (bucket, path, metadata, bucket, path)
         try:
-            rows = await self._request(
-                "insert into storage.objects (bucket_id, name, owner_id, metadata)"
-                " select %s, %s, auth.uid()::text, %s::jsonb"
-                " where not exists (select 1 from storage.objects o where o.bucket_id = %s and o.name = %s)"
-                " returning storage.objects.id",
-                (bucket, path, metadata, bucket, path), method="POST", path=f"/storage/v1/object/{bucket}",
-                before_commit=move)
+            rows = await self._request(sql, params, method="POST", path=f"/storage/v1/object/{bucket}",
+                                       before_commit=move)
         except BaseException:
-            if moved:  # the commit failed: without its row the file must not exist either
-                await asyncio.to_thread(target.unlink, missing_ok=True)
+            if moved:  # the commit failed: the file goes back to what the row still describes
+                if replaced is not None:
+                    await asyncio.to_thread(os.replace, replaced, target)
+                else:
+                    await asyncio.to_thread(target.unlink, missing_ok=True)
             raise
         finally:
             await asyncio.to_thread(temp.unlink, missing_ok=True)
+            if replaced is not None:
+                await asyncio.to_thread(replaced.unlink, missing_ok=True)
         if not rows:
             raise ConflictError(f"{bucket}/{path} already exists", code="Duplicate", status=409)
+
+    async def _check_bucket_limits(self, bucket: str, size: int, content_type: str) -> None:
+        """The Storage server's checks against the bucket row (read with its own rights, not the user's)."""
+        found = await self._request("select jsonb_build_object('limit', b.file_size_limit,"
+                                    " 'types', b.allowed_mime_types) from storage.buckets b where b.id = %s",
+                                    (bucket,), method="POST",
+                                    path=f"/storage/v1/object/{bucket}", as_auth_server=True)
+        if not found:
+            raise NotFoundError("Bucket not found", code="Bucket not found", status=404)
+        limit, types = found[0]["limit"], found[0]["types"]
+        if limit is not None and size > int(limit):
+            raise ValidationError(f"data: {size} bytes exceed the {bucket} bucket's limit of {limit}",
+                                  field="data", code="EntityTooLarge", status=413)
+        if types and content_type not in types:
+            raise ValidationError(f"content_type: {content_type} is not allowed in {bucket} ({', '.join(types)})",
+                                  field="content_type", code="InvalidMimeType", status=415)
 
     async def delete_object(self, bucket: str, path: str) -> None:
         target = self._object_file(bucket, path)

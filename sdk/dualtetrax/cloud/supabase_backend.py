@@ -302,13 +302,14 @@ class SupabaseCloudBackend:
             # What the user may not read does not exist for them (CloudBackend.signed_url's contract).
             raise NotFoundError(error.message, code=error.code, status=error.status, hint=error.hint) from error
 
-    async def upload_object(self, bucket: str, path: str, data: bytes, content_type: str) -> None:
-        """``POST /storage/v1/object/<bucket>/<path>`` (multipart, ``x-upsert: false``) with the user's token."""
+    async def upload_object(self, bucket: str, path: str, data: bytes, content_type: str, *,
+                            upsert: bool = False) -> None:
+        """``POST /storage/v1/object/<bucket>/<path>`` (multipart, ``x-upsert``) with the user's token."""
 
         async def put() -> None:
             try:
                 await self.client.storage.from_(bucket).upload(path, data, {"content-type": content_type,
-                                                                            "upsert": "false"})
+                                                                            "upsert": "true" if upsert else "false"})
             except ValueError as error:  # dot segments in the path
                 raise ValidationError(str(error), field="path") from error
 
