@@ -319,7 +319,7 @@ EXPECTED: dict[str, dict[str, tuple[Any, Any, Any, Any, Any]]] = {
         "update": (D, D, D, D, D),
         "delete": (D, D, D, D, D)},
     "report_requests": {
-        "select": (D, 1, 0, 0, 1),
+        "select": (D, 1, 0, 1, 1),
         "insert": (D, D, D, D, "ok"),
         "update": (D, D, D, D, 1),
         "delete": (D, D, D, D, 1)},
