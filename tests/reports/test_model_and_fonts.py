@@ -178,6 +178,11 @@ def test_numbers_and_dates_follow_the_locale() -> None:
     assert fmt["ko"].month(date(2026, 11, 1)) == "2026년 11월"
     assert fmt["ja"].month(date(2026, 11, 1)) == "2026年11月"
     assert fmt["vi"].month(date(2026, 11, 1)) == "tháng 11 năm 2026"
+    # Thai years in the Buddhist Era (CE + 543), in every date the report prints
+    assert fmt["th"].month(date(2026, 11, 1)) == "พฤศจิกายน 2569"
+    assert fmt["th"].date_range(date(2026, 12, 28), date(2027, 1, 3)) == "28 ธ.ค. 2569 – 3 ม.ค. 2570"
+    assert fmt["th"].timestamp(datetime(2026, 12, 1, tzinfo=UTC)).startswith("1 ธ.ค. 2569 ")
+    assert "2026" in fmt["en"].date_range(date(2026, 12, 28), date(2027, 1, 3))  # everyone else: the Gregorian year
     assert fmt["en"].days(1, CATALOGS["en"]) == "day" and fmt["en"].days(2, CATALOGS["en"]) == "days"
     assert fmt["es"].days(1, CATALOGS["es"]) == "día"
     assert fmt["en"].utc_offset(datetime(2026, 1, 1, tzinfo=UTC)) == "UTC+00:00"

@@ -555,6 +555,8 @@ class Formatter:
         self.locale = locale
         self.zone = zone
         self._babel = _babel_locale(locale)
+        # Thai dates count years in the Buddhist Era (CE + 543), which babel's CLDR data does not apply
+        self._era_offset = 543 if locale == "th" else 0
         self._plus = get_plus_sign_symbol(locale)
         self._minus = get_minus_sign_symbol(locale)
 
@@ -584,8 +586,15 @@ class Formatter:
         """The unit after a count of days: "day"/"days", "일", …"""
         return catalog.day_one if self._babel.plural_form(n) == "one" else catalog.day_other
 
+    def _era(self, text: str, *years: int) -> str:
+        """``text`` with each Gregorian year written in the locale's era (only Thai differs)."""
+        if self._era_offset:
+            for year in sorted(set(years), reverse=True):
+                text = text.replace(str(year), str(year + self._era_offset))
+        return text
+
     def month(self, d: date) -> str:
-        return format_skeleton("yMMMM", d, locale=self.locale)
+        return self._era(format_skeleton("yMMMM", d, locale=self.locale), d.year)
 
     def day_month(self, d: date) -> str:
         return format_skeleton("MMMd", d, locale=self.locale)
@@ -598,12 +607,12 @@ class Formatter:
 
     def date_range(self, start: date, end: date) -> str:
         if start == end:
-            return format_skeleton("yMMMd", start, locale=self.locale)
-        return format_interval(start, end, "yMMMd", locale=self.locale)
+            return self._era(format_skeleton("yMMMd", start, locale=self.locale), start.year)
+        return self._era(format_interval(start, end, "yMMMd", locale=self.locale), start.year, end.year)
 
     def timestamp(self, when: datetime) -> str:
         local = when.astimezone(self.zone)
-        day = format_skeleton("yMMMd", local, locale=self.locale)
+        day = self._era(format_skeleton("yMMMd", local, locale=self.locale), local.year)
         # 24-hour clock except in English (CLDR's short time gives Korean a Latin "PM")
         time = (
             format_time(local, "short", locale="en")
