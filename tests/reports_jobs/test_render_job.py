@@ -22,10 +22,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from dtx_worker.handlers import HANDLERS
-from dtx_worker.handlers.reports import process_request
+from dtx_worker.handlers.reports import notification_text, process_request
 from dtx_worker.jobs import ExecutorLimits, Job, JobContext, JobExecutor
 from dtx_worker.reports.i18n import CATALOGS, Formatter
-from dtx_worker.reports.model import MODES, ShotType, whole_minutes
+from dtx_worker.reports.model import LOCALES, MODES, Locale, ShotType, whole_minutes
 from dtx_worker.storage import LocalObjectStore
 from tests.conftest import MakeUser
 from tests.reports import pdftools
@@ -273,3 +273,24 @@ async def test_report_waits_for_pending_statistics(api: PostgrestSession, db: Co
     t, f = CATALOGS["en"], Formatter("en", ZoneInfo("Asia/Seoul"))
     lines = pdftools.lines(store.path_of("reports", f"{u.id}/2026-10-en.pdf"))
     assert [f.integer(truth["sessions"])] in [r[:1] for r in pdftools.after(lines, t.sessions, 2)]
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_notifications_speak_the_requests_language(locale: Locale) -> None:
+    t, f = CATALOGS[locale], Formatter(locale, ZoneInfo("Asia/Seoul"))
+    week, month = (date(2026, 11, 2), date(2026, 11, 8)), (date(2026, 10, 1), date(2026, 10, 31))
+    day = date(2026, 11, 22)
+
+    def text(kind: str, start: date, end: date) -> tuple[str, str]:
+        return notification_text({"kind": kind, "locale": locale, "period_start": start, "period_end": end},
+                                 "Asia/Seoul")
+
+    assert text("monthly", *month) == (t.title_monthly, f.month(month[0]))
+    assert text("weekly", *week) == (t.title_weekly, f.date_range(*week))
+    assert text("sessions_csv", *month) == (t.export_sessions_ready, f.date_range(*month))
+    assert text("data_export", day, day) == (t.export_data_ready, t.exported_on.format(date=f.date_range(day, day)))
+    if locale != "en":  # no English left in another language's notifications
+        assert not {t.export_sessions_ready, t.export_data_ready} & {CATALOGS["en"].export_sessions_ready,
+                                                                     CATALOGS["en"].export_data_ready}
+    if locale == "th":
+        assert "2569" in text("data_export", day, day)[1]

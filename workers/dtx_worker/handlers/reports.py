@@ -48,9 +48,6 @@ log = logging.getLogger("dtx_worker.reports")
 STREAK_HISTORY_DAYS = 400  # how far back active days are read for the longest streak
 CONTENT_TYPES = {"weekly": "application/pdf", "monthly": "application/pdf", "sessions_csv": "text/csv",
                  "data_export": "application/zip"}
-TITLES = {"weekly": "Your weekly report is ready", "monthly": "Your monthly report is ready",
-          "sessions_csv": "Your sessions export is ready", "data_export": "Your data export is ready"}
-
 Row = dict[str, Any]
 
 
@@ -207,18 +204,18 @@ async def build_file(conn: AsyncConnection[Any], request: Row,
 
 
 def notification_text(request: Row, tz: str = "UTC") -> tuple[str, str]:
-    """The in-app notification's title and body: a report's own title and period in its language; exports in
-    English (the app words them from `kind` when it has its own strings)."""
+    """The in-app notification's title and body, in the request's language: a report's own title and period; an
+    export's title and its period (sessions) or day (data)."""
     start, end = request["period_start"], request["period_end"]
-    if request["kind"] in ("weekly", "monthly"):
-        locale = resolve_locale(request["locale"])
-        catalog, fmt = CATALOGS[locale], Formatter(locale, ZoneInfo(tz))
-        if request["kind"] == "monthly":
-            return catalog.title_monthly, fmt.month(start)
+    locale = resolve_locale(request["locale"])
+    catalog, fmt = CATALOGS[locale], Formatter(locale, ZoneInfo(tz))
+    if request["kind"] == "monthly":
+        return catalog.title_monthly, fmt.month(start)
+    if request["kind"] == "weekly":
         return catalog.title_weekly, fmt.date_range(start, end)
     if request["kind"] == "data_export":
-        return TITLES["data_export"], f"Exported on {start.isoformat()}."
-    return TITLES[request["kind"]], f"{start.isoformat()} – {end.isoformat()}"
+        return catalog.export_data_ready, catalog.exported_on.format(date=fmt.date_range(start, start))
+    return catalog.export_sessions_ready, fmt.date_range(start, end)
 
 
 class StatisticsNotReadyError(RuntimeError):

@@ -87,6 +87,10 @@ class Catalog:
     note_sparse_title: str
     note_sparse: str
     no_data: str
+    # in-app notifications of finished exports (reports use their own title)
+    export_sessions_ready: str
+    export_data_ready: str
+    exported_on: str  # {date}
 
     def title(self, kind: PeriodKind) -> str:
         return self.title_monthly if kind is PeriodKind.MONTHLY else self.title_weekly
@@ -155,6 +159,9 @@ CATALOGS: dict[Locale, Catalog] = {
         note_sparse="Only a few sessions were recorded in this period, so comparisons and trends "
         "may not mean much yet.",
         no_data="No sessions in this period",
+        export_sessions_ready="Your sessions export is ready",
+        export_data_ready="Your data export is ready",
+        exported_on="Exported on {date}.",
     ),
     "ko": Catalog(
         title_monthly="월간 사용 리포트",
@@ -210,6 +217,9 @@ CATALOGS: dict[Locale, Catalog] = {
         note_sparse_title="이 기간의 데이터가 많지 않습니다",
         note_sparse="이 기간에는 사용 기록이 적어 비교와 추세가 아직 큰 의미가 없을 수 있습니다.",
         no_data="이 기간에는 사용 기록이 없습니다",
+        export_sessions_ready="세션 내보내기가 준비되었습니다",
+        export_data_ready="데이터 내보내기가 준비되었습니다",
+        exported_on="{date}에 내보냈습니다.",
     ),
     "ja": Catalog(
         title_monthly="月間使用レポート",
@@ -265,6 +275,9 @@ CATALOGS: dict[Locale, Catalog] = {
         note_sparse_title="この期間のデータはわずかです",
         note_sparse="この期間は使用記録が少ないため、比較や傾向はまだ参考程度です。",
         no_data="この期間の使用記録はありません",
+        export_sessions_ready="セッションのエクスポートが完了しました",
+        export_data_ready="データのエクスポートが完了しました",
+        exported_on="{date}にエクスポートしました。",
     ),
     "zh": Catalog(
         title_monthly="月度使用报告",
@@ -320,6 +333,9 @@ CATALOGS: dict[Locale, Catalog] = {
         note_sparse_title="本周期数据较少",
         note_sparse="本周期的使用记录较少，对比和趋势仅供参考。",
         no_data="本周期没有使用记录",
+        export_sessions_ready="您的使用记录导出已完成",
+        export_data_ready="您的数据导出已完成",
+        exported_on="导出日期：{date}",
     ),
     "es": Catalog(
         title_monthly="Informe de uso mensual",
@@ -377,6 +393,9 @@ CATALOGS: dict[Locale, Catalog] = {
         note_sparse="Se registraron pocas sesiones en este periodo, así que las comparaciones y tendencias "
         "todavía dicen poco.",
         no_data="No hay sesiones en este periodo",
+        export_sessions_ready="Tu exportación de sesiones está lista",
+        export_data_ready="Tu exportación de datos está lista",
+        exported_on="Exportado el {date}.",
     ),
     "pt": Catalog(
         title_monthly="Relatório de uso mensal",
@@ -433,6 +452,9 @@ CATALOGS: dict[Locale, Catalog] = {
         note_sparse_title="Poucos dados neste período",
         note_sparse="Poucas sessões foram registradas neste período, então comparações e tendências ainda dizem pouco.",
         no_data="Nenhuma sessão neste período",
+        export_sessions_ready="Sua exportação de sessões está pronta",
+        export_data_ready="Sua exportação de dados está pronta",
+        exported_on="Exportado em {date}.",
     ),
     "th": Catalog(
         title_monthly="รายงานการใช้งานรายเดือน",
@@ -488,6 +510,9 @@ CATALOGS: dict[Locale, Catalog] = {
         note_sparse_title="ข้อมูลในช่วงนี้มีไม่มาก",
         note_sparse="ช่วงนี้มีการบันทึกการใช้งานเพียงไม่กี่ครั้ง การเปรียบเทียบและแนวโน้มจึงอาจยังไม่ชัดเจน",
         no_data="ไม่มีการใช้งานในช่วงนี้",
+        export_sessions_ready="ไฟล์ส่งออกเซสชันของคุณพร้อมแล้ว",
+        export_data_ready="ไฟล์ส่งออกข้อมูลของคุณพร้อมแล้ว",
+        exported_on="ส่งออกเมื่อ {date}",
     ),
     "vi": Catalog(
         title_monthly="Báo cáo sử dụng hằng tháng",
@@ -544,6 +569,9 @@ CATALOGS: dict[Locale, Catalog] = {
         note_sparse_title="Kỳ này có ít dữ liệu",
         note_sparse="Kỳ này chỉ ghi nhận ít lần sử dụng, nên so sánh và xu hướng có thể chưa phản ánh đúng.",
         no_data="Không có lần sử dụng nào trong kỳ này",
+        export_sessions_ready="Bản xuất phiên sử dụng của bạn đã sẵn sàng",
+        export_data_ready="Bản xuất dữ liệu của bạn đã sẵn sàng",
+        exported_on="Đã xuất ngày {date}.",
     ),
 }
 
