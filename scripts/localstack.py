@@ -298,6 +298,10 @@ def push_migrations() -> None:
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     out = (res.stdout + res.stderr).strip()
     if res.returncode != 0:
+        if "inserted before the last migration" in out:
+            out += ("\n\nThis local database was built from an older checkout, whose migrations came in another order"
+                    " than the files have now. Rebuild it with `make db-reset` (its data is the demo seed plus"
+                    " whatever you added by hand).")
         raise StackError(f"supabase db push failed:\n{out}")
     for line in out.splitlines():
         if line.strip():
