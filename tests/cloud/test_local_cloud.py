@@ -185,8 +185,9 @@ async def test_device_transfer_between_accounts(dsn: str, tmp_path: Path) -> Non
     assert [t.id for t in await bob.transfers()] == [offer.id]
     with pytest.raises(NotFoundError):
         await alice.accept_transfer(offer.id)  # only the recipient accepts
+    assert (offer.to_email, offer.to_user_id) == (bob_email.lower(), None)  # an address, not an account
     accepted = await bob.accept_transfer(offer.id)
-    assert accepted.status == "accepted"
+    assert accepted.status == "accepted" and accepted.to_user_id == bob.user_id
     assert [d.id for d in await bob.devices()] == [device.id]
     assert await alice.devices() == []
     with pytest.raises(ConflictError):

@@ -63,7 +63,7 @@ def test_transfer_accept_moves_ownership_only_then(api: PostgrestSession, owner:
     assert len(api.query(recipient, "select id from device_transfers where id = %s", (t["id"],))) == 1
     assert api.query(user(make_user()), "select id from device_transfers where id = %s", (t["id"],)) == []
     done = api.rpc(recipient, "respond_device_transfer", transfer_id=t["id"], accept=True)
-    assert done["status"] == "accepted" and done["responded_at"] is not None
+    assert done["status"] == "accepted" and done["responded_at"] is not None and done["to_user_id"] == str(rid)
     assert db.execute("select owner_id from devices where id = %s", (owner.device_id,)).fetchone() == {"owner_id": rid}
     # history stays with the user who recorded it
     assert db.execute("select user_id from usage_sessions where device_id = %s", (owner.device_id,)).fetchone() == {"user_id": owner.id}
@@ -101,14 +101,51 @@ def test_no_duplicate_pending_offer(api: PostgrestSession, owner: Owner, make_us
         api.rpc(owner.caller, "offer_device_transfer", device_id=owner.device_id, to_email=email_of(db, b))
 
 
-@pytest.mark.parametrize(("to_email", "error", "message"), [
-    ("not-an-email", psycopg.errors.InvalidParameterValue, "to_email: must be an email address"),
-    ("nobody@nowhere.test", psycopg.errors.NoDataFound, "to_email: no active account uses this email"),
-])
-def test_offer_rejects_bad_recipient(api: PostgrestSession, owner: Owner, to_email: str, error: type, message: str) -> None:
-    with pytest.raises(error) as exc:
+@pytest.mark.parametrize("to_email", ["not-an-email", "a b@c.d", "x@", None, "x" * 320 + "@example.test"])
+def test_offer_rejects_a_malformed_address(api: PostgrestSession, owner: Owner, to_email: str | None) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as exc:
         api.rpc(owner.caller, "offer_device_transfer", device_id=owner.device_id, to_email=to_email)
-    assert exc.value.diag.message_primary == message
+    assert exc.value.diag.message_primary == "to_email: must be an email address"
+
+
+def test_an_offer_says_nothing_about_whether_the_address_has_an_account(
+        api: PostgrestSession, make_user: MakeUser, db: psycopg.Connection) -> None:
+    answers = []
+    for to_email in (None, f"Nobody-{uuid.uuid4().hex[:8]}@Example.test "):
+        uid = make_user()
+        dev = api.rpc(user(uid), "register_device", serial_number=f"DTX-{uuid.uuid4().hex[:10]}")
+        address = to_email or email_of(db, make_user())
+        answers.append(api.rpc(user(uid), "offer_device_transfer", device_id=dev["id"], to_email=address))
+    known, unknown = answers
+    assert known.keys() == unknown.keys()
+    for offer in (known, unknown):
+        assert offer["status"] == "pending" and offer["to_user_id"] is None and offer["responded_at"] is None
+    assert unknown["to_email"] == unknown["to_email"].strip().lower()
+
+
+def test_an_account_made_later_with_that_address_can_accept(api: PostgrestSession, owner: Owner, make_user: MakeUser,
+                                                            db: psycopg.Connection) -> None:
+    address = f"later-{uuid.uuid4().hex[:8]}@example.test"
+    t = api.rpc(owner.caller, "offer_device_transfer", device_id=owner.device_id, to_email=address.upper())
+    rid = make_user(address)
+    assert [str(r["id"]) for r in api.query(user(rid), "select id from device_transfers")] == [t["id"]]
+    done = api.rpc(user(rid), "respond_device_transfer", transfer_id=t["id"], accept=True)
+    assert (done["status"], done["to_user_id"]) == ("accepted", str(rid))
+    assert db.execute("select owner_id from devices where id = %s", (owner.device_id,)).fetchone() == {"owner_id": rid}
+
+
+def test_an_unconfirmed_address_claims_nothing(api: PostgrestSession, owner: Owner, make_user: MakeUser,
+                                               db: psycopg.Connection) -> None:
+    """Where sign-ups are not confirmed, anyone could register somebody else's address."""
+    address = f"squatter-{uuid.uuid4().hex[:8]}@example.test"
+    t = api.rpc(owner.caller, "offer_device_transfer", device_id=owner.device_id, to_email=address)
+    squatter = make_user(address)
+    db.execute("update auth.users set email_confirmed_at = null where id = %s", (squatter,))
+    assert api.query(user(squatter), "select id from device_transfers") == []
+    with pytest.raises(psycopg.errors.NoDataFound):
+        api.rpc(user(squatter), "respond_device_transfer", transfer_id=t["id"], accept=True)
+    db.execute("update auth.users set email_confirmed_at = now() where id = %s", (squatter,))
+    assert api.rpc(user(squatter), "respond_device_transfer", transfer_id=t["id"], accept=False)["status"] == "rejected"
 
 
 def test_offer_to_self_and_of_foreign_device(api: PostgrestSession, owner: Owner, make_user: MakeUser, db: psycopg.Connection) -> None:

@@ -126,8 +126,9 @@ P = {
         delete="delete from devices where id = {device} returning 1"),
     "device_transfers": Probe(
         select="select 1 from device_transfers where id = {transfer}",
-        insert="insert into device_transfers (device_id, from_user_id, to_user_id) values ({device}, {owner}, {other})",
-        update="update device_transfers set status = 'accepted', responded_at = now() where id = {transfer} returning 1",
+        insert="insert into device_transfers (device_id, from_user_id, to_email) values ({device}, {owner}, 'x@y.z')",
+        update="update device_transfers set status = 'accepted', responded_at = now(), to_user_id = {other}"
+               " where id = {transfer} returning 1",
         delete="delete from device_transfers where id = {transfer} returning 1",
         before_insert="update device_transfers set status = 'cancelled', responded_at = now() where id = {transfer}"),
     "usage_sessions": Probe(

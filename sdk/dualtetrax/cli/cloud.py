@@ -223,7 +223,8 @@ def devices_transfer(ctx: click.Context, device_id: uuid.UUID, to_email: str, me
     if as_json:
         _ok({"transfer": _dump(transfer)})
     else:
-        click.echo(f"Offered: transfer {transfer.id} is {transfer.status}.")
+        click.echo(f"Offered to {transfer.to_email}: transfer {transfer.id} is {transfer.status}. Whoever holds that"
+                   " address (now or after signing up) can accept it.")
 
 
 @devices.command("transfers")
@@ -240,7 +241,7 @@ def devices_transfers(ctx: click.Context) -> None:
         _ok({"transfers": [_dump(t) for t in rows]})
     else:
         for t in rows:
-            click.echo(f"{t.id}  device {t.device_id}  {t.status}  {t.message or ''}")
+            click.echo(f"{t.id}  device {t.device_id}  to {t.to_email}  {t.status}  {t.message or ''}")
         if not rows:
             click.echo("No pending transfers.")
 

@@ -51,7 +51,10 @@ class DeviceTransfer(_Row):
     id: uuid.UUID
     device_id: uuid.UUID
     from_user_id: uuid.UUID
-    to_user_id: uuid.UUID
+    to_email: str
+    """The address the offer was made to; any account with that confirmed email may answer it."""
+    to_user_id: uuid.UUID | None = None
+    """The account that accepted or rejected it (none while pending)."""
     status: Literal["pending", "accepted", "rejected", "cancelled"]
     message: str | None = None
     created_at: datetime
