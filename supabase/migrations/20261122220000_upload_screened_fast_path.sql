@@ -82,6 +82,10 @@ create function private.upload_batch_screened(sessions jsonb) returns boolean
 language plpgsql stable
 set search_path = ''
 as $$
+declare
+  -- the validation's pattern (private.parse_timestamp); impossible days are left to the cast
+  iso_timestamp constant text := '^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d'
+    '(?::[0-5]\d(?:\.\d{1,9})?)?(?:[Zz]|[+-](?:0\d|1[0-5])(?::?[0-5]\d)?)$';
 begin
   return not jsonb_path_exists(sessions, 'lax $[*] ? (!(
             @.type() == "object"
@@ -127,11 +131,7 @@ begin
            -- hyphens where the validation's pattern has them; the uuid cast refuses anything but hex digits
            or length(item ->> 'id') <> 36 or substr(item ->> 'id', 9, 1) <> '-' or substr(item ->> 'id', 14, 1) <> '-'
            or substr(item ->> 'id', 19, 1) <> '-' or substr(item ->> 'id', 24, 1) <> '-'
-           -- the validation's pattern (private.parse_timestamp); impossible days are left to the cast
-           or (item ->> 'start_time') !~ ('^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d'
-                                        '(?::[0-5]\d(?:\.\d{1,9})?)?(?:[Zz]|[+-](?:0\d|1[0-5])(?::?[0-5]\d)?)$')
-           or (item ->> 'end_time') !~ ('^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d'
-                                      '(?::[0-5]\d(?:\.\d{1,9})?)?(?:[Zz]|[+-](?:0\d|1[0-5])(?::?[0-5]\d)?)$')
+           or (item ->> 'start_time') !~ iso_timestamp or (item ->> 'end_time') !~ iso_timestamp
            or (item ->> 'start_time')::timestamptz > now() + interval '1 day');
 end
 $$;
